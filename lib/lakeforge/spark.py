@@ -1,0 +1,124 @@
+"""Builder-in, builder-out SparkSession configuration, in the manner of ``configure_spark_with_delta_pip``.
+
+Nothing here creates a session: jobs, notebooks and the test fixture call ``.getOrCreate()`` themselves.
+
+    from pyspark.sql import SparkSession
+    builder = configure_spark_with_lakeforge(SparkSession.builder, settings.spark, delta_jars=jars)
+    spark = builder.getOrCreate()
+
+When the Python process was started by ``spark-submit`` (the JVM already runs), the launcher's settings
+win: master, jars and any ``--conf`` given there are left alone, and only missing keys are added.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from pyspark.sql import SparkSession
+
+from lakeforge.config import SparkSettings
+from lakeforge.jars import resolve_jars
+
+MIN_JAVA = 17
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+class JavaNotFoundError(RuntimeError):
+    """No usable Java runtime for Spark."""
+
+
+def java_major_version(java: str | None = None) -> int:
+    """Major version of the ``java`` Spark will use (``$JAVA_HOME/bin/java`` first, then ``PATH``)."""
+    if java is None:
+        home = os.environ.get("JAVA_HOME")
+        java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise JavaNotFoundError(
+            f"Spark needs Java {MIN_JAVA} or newer, and no `java` was found (JAVA_HOME={os.environ.get('JAVA_HOME')!r}, "
+            "PATH has none). Install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME.")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise JavaNotFoundError(f"could not read the version of {java} from: {out.strip()[:200]}")
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 else major  # "1.8.0" means Java 8
+
+
+def check_java(java: str | None = None) -> int:
+    """Fail early, with the fix, when Java is missing or older than Spark 4 supports."""
+    major = java_major_version(java)
+    if major < MIN_JAVA:
+        raise JavaNotFoundError(
+            f"Spark 4 needs Java {MIN_JAVA} or newer, found Java {major} ({java or shutil.which('java')}). "
+            "Install openjdk-17 and point JAVA_HOME at it.")
+    return major
+
+
+def launched_by_spark_submit() -> bool:
+    """True when this Python process runs inside an application started by ``spark-submit``."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def is_local_master(master: str | None) -> bool:
+    return bool(master) and (master == "local" or master.startswith(("local[", "local-cluster[")))
+
+
+def delta_jars_for(settings: SparkSettings) -> tuple[str, ...]:
+    """Jar paths to add for Delta: none when the platform provides Delta or spark-submit already shipped them."""
+    if settings.delta_jars == "provided" or launched_by_spark_submit():
+        return ()
+    return tuple(str(j) for j in resolve_jars(Path(settings.jar_cache)).jars)
+
+
+def configure_spark_with_lakeforge(
+    builder: SparkSession.Builder,
+    settings: SparkSettings,
+    *,
+    delta_jars: Sequence[str] = (),
+    master: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession.Builder:
+    """Add Delta (extensions, catalog, jars), the environment's Spark settings and a local Python.
+
+    ``master`` overrides ``settings.master``; both are ignored under spark-submit. ``extra_conf`` is
+    applied last (tests use it for small shuffle partitions and a temporary warehouse).
+    """
+    if not isinstance(builder, SparkSession.Builder):
+        raise TypeError(f"expected a SparkSession.Builder, got {type(builder).__name__}")
+    conf: dict[str, str] = {
+        "spark.app.name": settings.app_name,
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        **settings.conf,
+        **(extra_conf or {}),
+    }
+    if delta_jars:
+        conf["spark.jars"] = ",".join(delta_jars)
+
+    if launched_by_spark_submit():
+        from pyspark import SparkConf
+
+        already = dict(SparkConf().getAll())  # what spark-submit set: keep it
+        conf = {k: v for k, v in conf.items() if k not in already}
+        effective_master = already.get("spark.master")
+    else:
+        effective_master = master or settings.master
+        if effective_master:
+            conf["spark.master"] = effective_master
+
+    if is_local_master(effective_master):
+        # Workers of a local master must run this interpreter, not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        conf.setdefault("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder

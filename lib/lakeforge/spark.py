@@ -122,3 +122,12 @@ def configure_spark_with_lakeforge(
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder
+
+
+def lakeforge_builder(settings: SparkSettings, master: str | None = None) -> SparkSession.Builder:
+    """``SparkSession.builder`` configured for ``settings``, Delta's jars resolved from the project cache.
+
+    The caller decides when to ``.getOrCreate()`` (jobs, notebooks and the test fixture do).
+    """
+    return configure_spark_with_lakeforge(SparkSession.builder, settings, delta_jars=delta_jars_for(settings),
+                                          master=master)

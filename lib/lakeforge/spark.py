@@ -127,7 +127,10 @@ def configure_spark_with_lakeforge(
 def lakeforge_builder(settings: SparkSettings, master: str | None = None) -> SparkSession.Builder:
     """``SparkSession.builder`` configured for ``settings``, Delta's jars resolved from the project cache.
 
-    The caller decides when to ``.getOrCreate()`` (jobs, notebooks and the test fixture do).
+    The caller decides when to ``.getOrCreate()`` (jobs, notebooks and the test fixture do). Outside
+    spark-submit this process starts the JVM, so Java is checked first.
     """
+    if not launched_by_spark_submit():
+        check_java()
     return configure_spark_with_lakeforge(SparkSession.builder, settings, delta_jars=delta_jars_for(settings),
                                           master=master)

@@ -127,6 +127,9 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         env.setdefault("PYSPARK_PYTHON", sys.executable)
         env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    log_config = Path(_option(job_args, "--conf-dir") or root / "conf") / "log4j2.properties"
+    if args.deploy_mode == "client" and log_config.is_file() and "spark.driver.extraJavaOptions" not in conf:
+        cmd += ["--driver-java-options", f"-Dlog4j2.configurationFile={log_config.resolve().as_uri()}"]
     if args.deploy_mode == "cluster":
         cmd += ["--archives", f"{conf_archive(root)}#lakeforge_conf"]
         job_args = [*_without_option(job_args, "--conf-dir"), "--conf-dir", "lakeforge_conf"]

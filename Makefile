@@ -28,8 +28,14 @@ $(JARS): $(VENV)/.installed
 
 jars: $(JARS)
 
-demo: setup
+demo: setup data/secrets/pii_dev.key
 	./spark-submit.sh pipeline --env local --demo-data
+
+# Development-only PII hashing key for the local environment (other environments export LAKEFORGE_PII_KEY).
+data/secrets/pii_dev.key:
+	@mkdir -p $(@D) && chmod 700 $(@D)
+	@umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
+	@echo "generated a development PII key in $@"
 
 test: setup
 	$(PY) -m pytest tests -ra --timeout=1200 $(PYTEST_ARGS)

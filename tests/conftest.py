@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from lakeforge.config import MlflowSettings, Settings, SparkSettings, StorageSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_PII_KEY = "test-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +47,7 @@ def settings_for(tmp_path: Path, env: str = "local", conf_dir: Path = ROOT / "co
     storage = StorageSettings(root=str(tmp_path / "lakehouse"), landing=str(tmp_path / "landing"))
     mlflow = MlflowSettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                             artifact_root=(tmp_path / "artifacts").as_uri(), experiment="lakeforge-tests")
-    return base.model_copy(update={"storage": storage, "mlflow": mlflow, **updates})
+    return base.model_copy(update={"storage": storage, "mlflow": mlflow, "pii_key": SecretStr(TEST_PII_KEY), **updates})
 
 
 @pytest.fixture

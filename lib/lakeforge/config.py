@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 SPARK_TYPES = ("string", "int", "bigint", "double", "float", "boolean", "date", "timestamp")
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key)$", re.IGNORECASE)
@@ -36,16 +38,53 @@ class ColumnSpec(_Frozen):
     check: str | None = Field(None, description="SQL boolean expression every non-null value must satisfy")
 
 
-class SourceSpec(_Frozen):
-    """A declared source: where it lands, its contract, its key."""
+class Expectation(_Frozen):
+    """A data-quality rule measured on every batch; a breach fails the batch before silver is touched."""
 
     name: str
-    format: Literal["csv", "json", "parquet"]
-    path: str = Field(description="file or folder, relative to storage.landing unless absolute or a URI")
+    kind: Literal["max_null_rate", "max_quarantine_rate", "max_duplicate_rate", "min_rows"]
+    column: str | None = Field(None, description="the column, for max_null_rate")
+    threshold: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _column_when_needed(self) -> "Expectation":
+        if (self.kind == "max_null_rate") != (self.column is not None):
+            raise ValueError(f"expectation '{self.name}': 'column' is required for max_null_rate and only for it")
+        return self
+
+
+class JdbcSpec(_Frozen):
+    """A table read over JDBC; the password comes from the environment variable ``password_env``."""
+
+    url: str
+    table: str
+    user: str | None = None
+    password_env: str | None = None
+    driver: str = "org.postgresql.Driver"
+    watermark_column: str | None = Field(None, description="read only rows above the last ingested value")
+    fetchsize: int = Field(10_000, ge=1)
+
+
+FILE_KINDS = ("csv", "json", "parquet")
+
+
+class SourceSpec(_Frozen):
+    """A declared source: where it comes from, its contract, its key, its quality rules."""
+
+    name: str
+    kind: Literal["csv", "json", "parquet", "jdbc", "delta", "stream_files"]
+    path: str | None = Field(None, description="file, folder or table; relative to storage.landing unless absolute or a URI")
+    file_format: Literal[FILE_KINDS] = Field("csv", description="format of the files a stream_files source watches")  # type: ignore[valid-type]
     options: dict[str, str] = Field(default_factory=dict)
+    jdbc: JdbcSpec | None = None
     columns: tuple[ColumnSpec, ...]
     primary_key: tuple[str, ...]
     event_time: str | None = Field(None, description="latest event wins among rows with the same key")
+    pii: tuple[str, ...] = Field((), description="columns replaced in silver by HMAC-SHA256 of their value")
+    partition_by: tuple[str, ...] = ()
+    zorder_by: tuple[str, ...] = Field((), description="columns OPTIMIZE clusters silver by")
+    expectations: tuple[Expectation, ...] = ()
+    schema_evolution: Literal["strict", "additive"] = "strict"
 
     @field_validator("options", mode="before")
     @classmethod
@@ -63,6 +102,17 @@ class SourceSpec(_Frozen):
             raise ValueError(f"primary_key must name declared columns; not declared: {missing or '(empty key)'}")
         if self.event_time is not None and self.event_time not in names:
             raise ValueError(f"event_time '{self.event_time}' is not a declared column")
+        for field in ("pii", "partition_by", "zorder_by"):
+            unknown = [c for c in getattr(self, field) if c not in names]
+            if unknown:
+                raise ValueError(f"{field} names undeclared column(s) {unknown}")
+        unknown = [e.column for e in self.expectations if e.column is not None and e.column not in names]
+        if unknown:
+            raise ValueError(f"expectations name undeclared column(s) {unknown}")
+        if (self.kind == "jdbc") != (self.jdbc is not None):
+            raise ValueError("a jdbc source needs a 'jdbc' section, and only a jdbc source may have one")
+        if self.kind != "jdbc" and not self.path:
+            raise ValueError(f"a {self.kind} source needs a 'path'")
         return self
 
     @property
@@ -160,6 +210,11 @@ class MonitorSettings(_Frozen):
     psi_alert: float = 0.25
 
 
+class PiiSettings(_Frozen):
+    key_env: str = Field("LAKEFORGE_PII_KEY", description="environment variable holding the HMAC key")
+    dev_key_file: str | None = Field(None, description="local environment only: a generated development key")
+
+
 class Settings(_Frozen):
     """The whole configuration of one environment."""
 
@@ -173,6 +228,8 @@ class Settings(_Frozen):
     model: ModelSettings
     score: ScoreSettings
     monitor: MonitorSettings
+    pii: PiiSettings = PiiSettings()
+    pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
 
     @model_validator(mode="after")
     def _references_exist(self) -> "Settings":
@@ -302,7 +359,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
         raise ConfigError("\n".join(problems))
 
     merged = _deep_merge(layers[0][1], layers[1][1])
-    for key in ("env", "project_root", "sources"):
+    for key in ("env", "project_root", "sources", "pii_key"):
         if key in merged:
             raise ConfigError(f"{env_file if key in layers[1][1] else base_file}: {key}: reserved key; "
                               "sources belong in conf/sources/<name>.yaml")
@@ -329,4 +386,17 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     if artifact_root is not None and "://" not in artifact_root:
         artifact_root = Path(_resolve_local(artifact_root, root)).as_uri()
     mlflow = settings.mlflow.model_copy(update={"tracking_uri": tracking, "artifact_root": artifact_root})
-    return settings.model_copy(update={"storage": storage, "spark": spark, "mlflow": mlflow})
+    return settings.model_copy(update={"storage": storage, "spark": spark, "mlflow": mlflow,
+                                       "pii_key": _pii_key(settings.pii, env, env_file, root)})
+
+
+def _pii_key(pii: PiiSettings, env: str, env_file: Path, root: Path) -> SecretStr | None:
+    """The PII hashing key: the environment variable, else (local environment only) the development key file."""
+    if pii.dev_key_file is not None and env != "local":
+        raise ConfigError(f"{env_file}: pii.dev_key_file: a development key is for the local environment only; "
+                          f"give {env} its key through the environment variable {pii.key_env}")
+    value = os.environ.get(pii.key_env)
+    if not value and pii.dev_key_file is not None:
+        path = Path(_resolve_local(pii.dev_key_file, root))
+        value = path.read_text().strip() if path.is_file() else None
+    return SecretStr(value) if value else None

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import random
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 
 def delta_version(spark: SparkSession, path: str) -> int | None:
@@ -43,3 +48,37 @@ def idempotent_dml(spark: SparkSession, app_id: str, version: int = 0) -> Iterat
     finally:
         spark.conf.unset("spark.databricks.delta.write.txnAppId")
         spark.conf.unset("spark.databricks.delta.write.txnVersion")
+
+
+class DeltaConflictError(RuntimeError):
+    """A Delta commit kept conflicting with concurrent writers after every retry."""
+
+
+def _conflicts() -> tuple[type[BaseException], ...]:
+    from delta import exceptions as dx  # importing it makes pyspark raise these typed exceptions
+
+    return (dx.ConcurrentAppendException, dx.ConcurrentDeleteReadException, dx.ConcurrentDeleteDeleteException,
+            dx.ConcurrentTransactionException, dx.ConcurrentWriteException, dx.MetadataChangedException,
+            dx.ProtocolChangedException)
+
+
+def retry_on_conflict(action, *, what: str, attempts: int = 6, base_delay: float = 0.2, max_delay: float = 5.0):
+    """Run ``action()``; on a Delta concurrency conflict wait (exponential backoff with jitter) and retry.
+
+    Delta resolves what it can itself; what reaches here is a real conflict (a concurrent MERGE touched the
+    same files, two writers created one table, an idempotent write raced its twin). Rerunning the whole
+    action re-reads the table, so an idempotent write that lost the race becomes a no-op.
+    """
+    conflicts = _conflicts()
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except conflicts as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if attempt == attempts:
+                raise DeltaConflictError(f"{what}: still conflicting with concurrent writers after {attempts} "
+                                         f"attempts ({type(exc).__name__}: {first_line})") from exc
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
+            log.warning("%s: %s on attempt %d/%d, retrying in %.2fs", what, type(exc).__name__, attempt, attempts, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")

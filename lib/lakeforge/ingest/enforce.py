@@ -6,6 +6,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakeforge.config import ColumnSpec, SourceSpec
+from lakeforge.ingest.pii import masked
+from lakeforge.ingest.read import CORRUPT
 
 RAW_PREFIX = "__raw_"
 REASONS = "_reasons"
@@ -15,10 +17,10 @@ def _raw(name: str) -> Column:
     return F.col(f"`{RAW_PREFIX}{name}`")
 
 
-def _reason(column: ColumnSpec) -> list[Column]:
+def _reason(column: ColumnSpec, pii: tuple[str, ...]) -> list[Column]:
     """Reason strings (or null) for the three ways a value can break ``column``'s contract."""
     name, raw, typed = column.name, _raw(column.name), F.col(f"`{column.name}`")
-    shown = F.concat(F.lit("'"), raw, F.lit("'"))
+    shown = F.lit("<redacted>") if name in pii else F.concat(F.lit("'"), raw, F.lit("'"))
     reasons = [
         F.when(raw.isNotNull() & typed.isNull(),
                F.concat(F.lit(f"column '{name}': cannot cast "), shown, F.lit(f" to {column.type}"))),
@@ -41,23 +43,45 @@ def enforce(batch: DataFrame, source: SourceSpec) -> DataFrame:
         *[F.col(f"`{c.name}`").alias(f"{RAW_PREFIX}{c.name}") for c in source.columns],
         *lineage,
     )
-    reasons = [r for column in source.columns for r in _reason(column)]
+    reasons = [r for column in source.columns for r in _reason(column, source.pii)]
+    if CORRUPT in batch.columns:  # a malformed line: its fields cannot be trusted, whatever they parsed to
+        shown = F.lit("<redacted: the source has PII columns>") if source.pii else F.col(CORRUPT)
+        reasons.insert(0, F.when(F.col(CORRUPT).isNotNull(), F.concat(F.lit("malformed record: "), shown)))
     return typed.withColumn(REASONS, F.filter(F.array(*reasons), lambda r: r.isNotNull()))
 
 
 def valid_rows(enforced: DataFrame, source: SourceSpec) -> DataFrame:
-    lineage = [c for c in enforced.columns if c.startswith("_") and not c.startswith(RAW_PREFIX) and c != REASONS]
+    lineage = [c for c in enforced.columns
+               if c.startswith("_") and not c.startswith(RAW_PREFIX) and c not in (REASONS, CORRUPT)]
     return enforced.where(F.size(REASONS) == 0).select(*source.column_names, *lineage)
 
 
-def quarantine_rows(enforced: DataFrame, source: SourceSpec) -> DataFrame:
-    """Rejected rows: the raw record as JSON, every reason, and the batch's lineage."""
-    raw_record = F.to_json(F.struct(*[_raw(c).alias(c) for c in source.column_names]))
-    return enforced.where(F.size(REASONS) > 0).select(
+def _quarantine(frame: DataFrame, source: SourceSpec, record: Column, reasons: Column, kind: str) -> DataFrame:
+    return frame.select(
         F.lit(source.name).alias("source"),
         "_batch_id", "_source_file", "_ingested_at",
-        raw_record.alias("raw_record"),
-        F.col(REASONS).alias("reasons"),
-        F.array_join(REASONS, "; ").alias("reason"),
+        record.alias("raw_record"),
+        reasons.alias("reasons"),
+        F.array_join(reasons, "; ").alias("reason"),
+        F.lit(kind).alias("reason_kind"),
         F.current_timestamp().alias("quarantined_at"),
     )
+
+
+def quarantine_rows(enforced: DataFrame, source: SourceSpec, pii_key: bytes | None) -> DataFrame:
+    """Rows breaking the contract: the raw record as JSON (PII hashed), every reason, the batch's lineage."""
+    record = F.to_json(F.struct(*[masked(f"{RAW_PREFIX}{c}", pii_key, tuple(RAW_PREFIX + p for p in source.pii)).alias(c)
+                                  for c in source.column_names]))
+    return _quarantine(enforced.where(F.size(REASONS) > 0), source, record, F.col(REASONS), "contract")
+
+
+def duplicate_rows(losers: DataFrame, source: SourceSpec, pii_key: bytes | None) -> DataFrame:
+    """Rows that lost to a later row of the same key within the batch, with that key (PII hashed) as reason."""
+    def shown(c: str) -> Column:
+        return masked(c, pii_key, source.pii).cast("string")
+
+    record = F.to_json(F.struct(*[shown(c).alias(c) for c in source.column_names]))
+    key = F.concat_ws(", ", *[F.concat(F.lit(f"{k}="), F.coalesce(shown(k), F.lit("null"))) for k in source.primary_key])
+    why = "a later row of the same key in this batch won" if source.event_time else "another row of the same key in this batch was kept"
+    reason = F.array(F.concat(F.lit("duplicate key ("), key, F.lit(f"): {why}")))
+    return _quarantine(losers, source, record, reason, "duplicate")

@@ -3,59 +3,93 @@ deduplicated batches through Delta MERGE (insert new keys, update a key only wit
 
 from __future__ import annotations
 
+import logging
+
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakeforge.config import SourceSpec
-from lakeforge.tables import idempotent_dml
+from lakeforge.tables import idempotent_dml, retry_on_conflict
 
+log = logging.getLogger(__name__)
 SILVER_LINEAGE = (("_batch_id", "string"), ("_ingested_at", "timestamp"))
+RANK = "__rank"
 
 
-def ensure_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> DeltaTable:
-    """Create the silver table for ``source`` at ``path`` if it does not exist, with its constraints."""
-    if DeltaTable.isDeltaTable(spark, path):
-        return DeltaTable.forPath(spark, path)
+def silver_type(source: SourceSpec, column: str, declared: str) -> str:
+    return "string" if column in source.pii else declared  # a PII column holds its HMAC hex digest
+
+
+def _create_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> None:
     builder = (DeltaTable.createIfNotExists(spark).location(path)
                .property("delta.enableChangeDataFeed", "true")
                .comment(f"lakeforge silver table of source '{source.name}'"))
     for column in source.columns:
         nullable = column.nullable and column.name not in source.primary_key
-        builder = builder.addColumn(column.name, column.type, nullable=nullable)
+        builder = builder.addColumn(column.name, silver_type(source, column.name, column.type), nullable=nullable)
     for name, dtype in SILVER_LINEAGE:
         builder = builder.addColumn(name, dtype, nullable=False)
-    table = builder.execute()
+    if source.partition_by:
+        builder = builder.partitionedBy(*source.partition_by)
+    builder.execute()
+    existing = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
     for column in source.columns:
-        if column.check:
+        if column.check and column.name not in source.pii and f"delta.constraints.{column.name}_check" not in existing:
             # Delta fails a CHECK that evaluates to NULL; a null value is governed by nullability instead.
             rule = f"`{column.name}` IS NULL OR ({column.check})"
             spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT {column.name}_check CHECK ({rule})")
+
+
+def ensure_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> DeltaTable:
+    """Create the silver table for ``source`` at ``path`` if needed; add columns an additive source gained."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        retry_on_conflict(lambda: _create_silver_table(spark, path, source), what=f"creating silver table {path}")
+    table = DeltaTable.forPath(spark, path)
+    present = set(table.toDF().columns)
+    new = [c for c in source.columns if c.name not in present]
+    if new:
+        if source.schema_evolution != "additive":
+            raise ValueError(f"silver table {path} lacks column(s) {[c.name for c in new]} of source '{source.name}', "
+                             "whose schema_evolution is strict; evolve the table or the contract first")
+        ddl = ", ".join(f"`{c.name}` {silver_type(source, c.name, c.type)}" for c in new)
+        retry_on_conflict(lambda: spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({ddl})"),
+                          what=f"evolving {path}")
+        log.warning("source '%s' (schema_evolution: additive): added column(s) %s to silver table %s",
+                    source.name, [c.name for c in new], path)
     return table
 
 
-def latest_per_key(rows: DataFrame, source: SourceSpec) -> DataFrame:
-    """One row per primary key: the latest ``event_time``; ties broken by a hash of the row, so reruns agree."""
+def rank_by_key(rows: DataFrame, source: SourceSpec) -> DataFrame:
+    """``__rank`` 1 marks the row kept per primary key: the latest ``event_time``, ties broken by a hash of the
+    row so that reruns keep the same one."""
     order = [F.xxhash64(*[F.col(f"`{c}`") for c in source.column_names]).desc()]
     if source.event_time:
         order.insert(0, F.col(f"`{source.event_time}`").desc_nulls_last())
     window = Window.partitionBy(*[F.col(f"`{k}`") for k in source.primary_key]).orderBy(*order)
-    return rows.withColumn("__rank", F.row_number().over(window)).where("__rank = 1").drop("__rank")
+    return rows.withColumn(RANK, F.row_number().over(window))
 
 
 def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: DataFrame, batch_id: str) -> bool:
     """MERGE deduplicated ``rows`` into silver, at most once per batch. Returns False if it was already merged."""
     table = ensure_silver_table(spark, path, source)
+    for field in table.toDF().schema.fields:  # columns an earlier additive batch brought and this one lacks
+        if field.name not in rows.columns:
+            rows = rows.withColumn(field.name, F.lit(None).cast(field.dataType))
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in source.primary_key)
     if source.event_time:
         newer = f"s.`{source.event_time}` > t.`{source.event_time}`"
     else:  # no event time: a re-delivered identical row changes nothing, a changed row replaces the old one
         values = [c for c in source.column_names if c not in source.primary_key]
         newer = " OR ".join(f"NOT (s.`{c}` <=> t.`{c}`)" for c in values) or "false"
-    version_before = table.history(1).select("version").first()[0]
-    with idempotent_dml(spark, app_id=f"lakeforge-silver:{source.name}:{batch_id}"):
-        (table.alias("t").merge(rows.alias("s"), on)
-         .whenMatchedUpdateAll(condition=newer)
-         .whenNotMatchedInsertAll()
-         .execute())
-    return table.history(1).select("version").first()[0] != version_before
+
+    def merge() -> bool:
+        before = table.history(1).select("version").first()[0]
+        with idempotent_dml(spark, app_id=f"lakeforge-silver:{source.name}:{batch_id}"):
+            (table.alias("t").merge(rows.alias("s"), on)
+             .whenMatchedUpdateAll(condition=newer)
+             .whenNotMatchedInsertAll()
+             .execute())
+        return table.history(1).select("version").first()[0] != before
+
+    return retry_on_conflict(merge, what=f"merging batch {batch_id} into {path}")

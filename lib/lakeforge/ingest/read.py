@@ -1,20 +1,86 @@
-"""Reading one raw batch of a source, as read: every declared column as a string, plus lineage columns."""
+"""Reading one raw batch of a source, as read, plus lineage columns; structural checks against the contract.
+
+CSV and JSON are read as strings (every value is cast later, row by row, so a bad value quarantines one row);
+Parquet and Delta keep their types, and a column whose type family changed is a schema break.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.utils import AnalysisException
 
-from lakeforge.config import SourceSpec
+from lakeforge.config import ColumnSpec, SourceSpec
+from lakeforge.tables import delta_version
 
 LINEAGE_COLUMNS = ("_ingested_at", "_source_file", "_batch_id")
+CORRUPT = "_corrupt_record"  # the raw text of a line or record the reader could not split into fields
 
 
 class BatchRejectedError(ValueError):
     """A file that cannot be a batch at all; nothing was written."""
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    frame: DataFrame          # declared (and, for additive sources, new) columns + lineage columns
+    batch_id: str
+    source: SourceSpec        # the contract in force for this batch (additive sources: with new columns)
+    added_columns: tuple[str, ...] = ()
+
+
+def _family(dtype: T.DataType) -> str:
+    if isinstance(dtype, T.StringType):
+        return "string"
+    if isinstance(dtype, T.BooleanType):
+        return "boolean"
+    if isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
+        return "temporal"
+    if isinstance(dtype, T.NumericType):
+        return "numeric"
+    return dtype.simpleString()
+
+
+_DECLARED_FAMILY = {"string": "string", "boolean": "boolean", "date": "temporal", "timestamp": "temporal",
+                    "int": "numeric", "bigint": "numeric", "double": "numeric", "float": "numeric"}
+
+
+def check_columns(found: T.StructType, source: SourceSpec, where: str, typed: bool) -> tuple[str, ...]:
+    """Compare the batch's columns with the contract; return the new columns an additive source accepts.
+
+    Missing or retyped columns always reject the batch; new columns reject a strict source.
+    """
+    names = [f.name for f in found.fields]
+    declared = list(source.column_names)
+    contract = f"conf/sources/{source.name}.yaml"
+    missing = [c for c in declared if c not in names]
+    if missing:
+        hint = " (is the delimiter or header option right?)" if len(names) == 1 else ""
+        raise BatchRejectedError(f"source '{source.name}': {where} lacks declared column(s) {missing}; found "
+                                 f"{names}{hint}. Fix the file or the contract in {contract}")
+    if typed:
+        types = {f.name: f.dataType for f in found.fields}
+        retyped = [f"{c.name}: declared {c.type}, found {types[c.name].simpleString()}" for c in source.columns
+                   if _family(types[c.name]) not in ("string", _DECLARED_FAMILY[c.type])]
+        if retyped:
+            raise BatchRejectedError(f"source '{source.name}': {where} changed column type(s): {'; '.join(retyped)}. "
+                                     f"Fix the producer or the contract in {contract}")
+    extra = tuple(c for c in names if c not in declared and c not in (*LINEAGE_COLUMNS, CORRUPT, "_metadata"))
+    if extra and source.schema_evolution == "strict":
+        raise BatchRejectedError(f"source '{source.name}': {where} has column(s) {list(extra)} not in the contract; "
+                                 f"add them to {contract} (or set schema_evolution: additive) or drop them from the file")
+    return extra
+
+
+def evolved(source: SourceSpec, added: tuple[str, ...]) -> SourceSpec:
+    """The contract with new columns (kept as nullable strings) for an additive source."""
+    if not added:
+        return source
+    return source.model_copy(update={"columns": source.columns + tuple(ColumnSpec(name=c, type="string") for c in added)})
 
 
 def _file_fingerprints(spark: SparkSession, files: list[str]) -> list[str]:
@@ -30,49 +96,48 @@ def _file_fingerprints(spark: SparkSession, files: list[str]) -> list[str]:
 
 
 def batch_id_for(source: SourceSpec, fingerprints: list[str]) -> str:
-    """Deterministic batch id: the same files (path, size, time) give the same id on every re-run."""
+    """Deterministic batch id: the same input (files: path, size, time) gives the same id on every re-run."""
     digest = hashlib.sha256("\n".join([source.name, *fingerprints]).encode()).hexdigest()
     return f"{source.name}-{digest[:16]}"
 
 
-def read_raw_batch(spark: SparkSession, source: SourceSpec, path: str) -> tuple[DataFrame, str]:
-    """Read ``path`` as the source's raw batch; returns the DataFrame (strings + lineage) and its batch id.
+def with_lineage(raw: DataFrame, source: SourceSpec, batch_id: str, source_file: F.Column) -> DataFrame:
+    """Declared columns as strings, the reader's corrupt-record text (or null) and the lineage columns."""
+    corrupt = F.col(CORRUPT) if CORRUPT in raw.columns else F.lit(None).cast("string")
+    return raw.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in source.column_names], corrupt.alias(CORRUPT),
+                      F.current_timestamp().alias("_ingested_at"), source_file.alias("_source_file"),
+                      F.lit(batch_id).alias("_batch_id"))
 
-    Raises ``BatchRejectedError`` naming the file and the fix when the input is missing, unreadable or
-    lacks declared columns, or has columns the contract does not declare.
+
+def read_files_batch(spark: SparkSession, source: SourceSpec, path: str) -> RawBatch:
+    """Read ``path`` (a file or folder of csv / json / parquet, or a Delta table) as one batch of ``source``.
+
+    Raises ``BatchRejectedError`` naming the input and the fix when it is missing, unreadable or breaks the
+    contract's columns.
     """
-    reader = spark.read.format(source.format).options(**source.options)
-    if source.format == "csv":
-        reader = reader.option("inferSchema", "false").option("mode", "PERMISSIVE")
+    kind = source.file_format if source.kind == "stream_files" else source.kind
+    reader = spark.read.format(kind).options(**source.options)
+    if kind == "json":
+        reader = reader.option("primitivesAsString", "true").option("columnNameOfCorruptRecord", CORRUPT)
     try:
-        raw = reader.load(path)
+        raw = reader.load(path)  # for CSV this reads the header only
         files = raw.inputFiles()
     except AnalysisException as exc:
         raise BatchRejectedError(f"source '{source.name}': cannot read {path}: {exc.getMessage().splitlines()[0]}") from None
     if not files:
         raise BatchRejectedError(f"source '{source.name}': no input files under {path}")
-
-    declared = list(source.column_names)
-    found = list(raw.columns)
-    missing = [c for c in declared if c not in found]
-    extra = [c for c in found if c not in declared]
     where = files[0] if len(files) == 1 else f"{path} ({len(files)} files)"
-    if missing:
-        hint = " (is the delimiter or header option right?)" if len(found) == 1 else ""
-        raise BatchRejectedError(
-            f"source '{source.name}': {where} lacks declared column(s) {missing}; found {found}{hint}. "
-            f"Fix the file or the contract in conf/sources/{source.name}.yaml")
-    if extra:
-        raise BatchRejectedError(
-            f"source '{source.name}': {where} has column(s) {extra} not in the contract; add them to "
-            f"conf/sources/{source.name}.yaml or drop them from the file")
-
-    batch_id = batch_id_for(source, _file_fingerprints(spark, files))
-    as_strings = [F.col(f"`{c}`").cast("string").alias(c) for c in declared]
-    batch = raw.select(
-        *as_strings,
-        F.current_timestamp().alias("_ingested_at"),
-        F.col("_metadata.file_path").alias("_source_file"),
-        F.lit(batch_id).alias("_batch_id"),
-    )
-    return batch, batch_id
+    added = check_columns(raw.schema, source, where, typed=kind in ("parquet", "delta"))
+    contract = evolved(source, added)
+    if kind == "csv":
+        # Every column as a string, in the file's order, plus the whole line when it has too few or too many fields.
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in raw.columns] + [T.StructField(CORRUPT, T.StringType())])
+        raw = (reader.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+               .option("enforceSchema", "true").load(path))
+    if kind == "delta":
+        batch_id = f"{source.name}-v{delta_version(spark, path)}"
+        source_file = F.lit(path)
+    else:
+        batch_id = batch_id_for(source, _file_fingerprints(spark, files))
+        source_file = F.col("_metadata.file_path")
+    return RawBatch(with_lineage(raw, contract, batch_id, source_file), batch_id, contract, added)

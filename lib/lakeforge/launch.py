@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lakeforge.config import ConfigError, load_settings
-from lakeforge.jars import JarResolutionError, resolve_jars
+from lakeforge.jars import JarResolutionError, delta_coordinates, resolve_jars
 from lakeforge.spark import is_local_master
 
 
@@ -118,8 +118,9 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
     cmd = [spark_submit_binary(), "--master", master, "--deploy-mode", args.deploy_mode,
            "--py-files", str(build_wheel(root))]
-    if settings.spark.delta_jars == "resolve":
-        cmd += ["--jars", resolve_jars(Path(settings.spark.jar_cache)).classpath]
+    coordinates = (delta_coordinates() if settings.spark.delta_jars == "resolve" else ()) + settings.spark.packages
+    if coordinates:
+        cmd += ["--jars", resolve_jars(Path(settings.spark.jar_cache), coordinates).classpath]
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     env = dict(os.environ)

@@ -23,7 +23,7 @@ from typing import Sequence
 from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
-from lakeforge.jars import resolve_jars
+from lakeforge.jars import delta_coordinates, resolve_jars
 
 MIN_JAVA = 17
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -71,10 +71,14 @@ def is_local_master(master: str | None) -> bool:
 
 
 def delta_jars_for(settings: SparkSettings) -> tuple[str, ...]:
-    """Jar paths to add for Delta: none when the platform provides Delta or spark-submit already shipped them."""
-    if settings.delta_jars == "provided" or launched_by_spark_submit():
+    """Jar paths to add: Delta's (unless the platform provides Delta) and ``settings.packages``; none when
+    spark-submit already shipped them."""
+    if launched_by_spark_submit():
         return ()
-    return tuple(str(j) for j in resolve_jars(Path(settings.jar_cache)).jars)
+    coordinates = (() if settings.delta_jars == "provided" else delta_coordinates()) + tuple(settings.packages)
+    if not coordinates:
+        return ()
+    return tuple(str(j) for j in resolve_jars(Path(settings.jar_cache), coordinates).jars)
 
 
 def configure_spark_with_lakeforge(

@@ -35,19 +35,39 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
 
 
 @contextmanager
-def idempotent_dml(spark: SparkSession, app_id: str, version: int = 0) -> Iterator[None]:
+def idempotent_dml(spark: SparkSession, app_id: str, version: int = 0,
+                   user_metadata: dict[str, Any] | None = None) -> Iterator[None]:
     """Run a Delta DML (MERGE, UPDATE, DELETE) at most once per ``(app_id, version)``.
 
-    Delta records the pair in the commit; a later DML under the same pair is skipped. The session
-    settings are removed again afterwards, whatever happens.
+    Delta records the pair in the commit; a later DML under the same pair is skipped. ``user_metadata``
+    (JSON) goes into the commit's ``userMetadata``. The session settings are removed again afterwards.
     """
-    spark.conf.set("spark.databricks.delta.write.txnAppId", app_id)
-    spark.conf.set("spark.databricks.delta.write.txnVersion", str(version))
+    settings = {"spark.databricks.delta.write.txnAppId": app_id,
+                "spark.databricks.delta.write.txnVersion": str(version)}
+    if user_metadata is not None:
+        settings["spark.databricks.delta.commitInfo.userMetadata"] = json.dumps(user_metadata, sort_keys=True)
+    for key, value in settings.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        spark.conf.unset("spark.databricks.delta.write.txnAppId")
-        spark.conf.unset("spark.databricks.delta.write.txnVersion")
+        for key in settings:
+            spark.conf.unset(key)
+
+
+def latest_user_metadata(spark: SparkSession, path: str, key: str) -> Any:
+    """``userMetadata[key]`` of the newest commit of the table that carries it (None when none does)."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    for row in DeltaTable.forPath(spark, path).history().select("version", "userMetadata").orderBy("version", ascending=False).collect():
+        if row["userMetadata"]:
+            try:
+                value = json.loads(row["userMetadata"]).get(key)
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if value is not None:
+                return value
+    return None
 
 
 class DeltaConflictError(RuntimeError):

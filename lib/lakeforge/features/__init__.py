@@ -55,11 +55,12 @@ def assemble_features(spark: SparkSession, settings: Settings, lineage: dict) ->
     base_spec = settings.sources[features.base]
     frame = silver(features.base).select(*base_spec.column_names)
     for join in features.joins:
+        left_keys = join.left_keys or join.keys
         right = silver(join.source).select(
-            *[F.col(f"`{k}`") for k in join.keys],
+            *[F.col(f"`{k}`").alias(left) for k, left in zip(join.keys, left_keys)],
             *[F.col(f"`{src}`").alias(dst) for src, dst in join.select.items()],
         )
-        frame = frame.join(right, on=list(join.keys), how="left")
+        frame = frame.join(right, on=list(left_keys), how="left")
     for name, expression in features.derived.items():
         frame = frame.withColumn(name, F.expr(expression))
     missing = [c for c in (*features.feature_columns, features.label, features.split.column) if c not in frame.columns]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
-from lakeforge.ingest.batch import (IngestResult, bronze_path, dq_metrics_path, process_batch, quarantine_path,
-                                    silver_path)
+from lakeforge.ingest.batch import (IngestResult, bronze_path, dq_metrics_path, nothing_new, process_batch,
+                                    quarantine_path, silver_path)
 from lakeforge.ingest.pii import PiiKeyMissingError
 from lakeforge.ingest.quality import DataQualityError
 from lakeforge.ingest.read import BatchRejectedError, read_files_batch
@@ -31,7 +31,9 @@ def ingest_source(spark: SparkSession, settings: Settings, source_name: str, inp
 
         if input_path:
             raise ValueError(f"source '{source_name}' is read over JDBC; --input does not apply")
-        raw = read_jdbc_batch(spark, settings, source)
+        raw = read_jdbc_batch(spark, settings, source, silver_path(settings, source.name))
+        if raw is None:
+            return nothing_new(spark, settings, source)
     elif source.kind == "stream_files" and input_path is None:
         raise ValueError(f"source '{source_name}' is a stream; run jobs/stream.py for it, or give --input to "
                          "ingest one folder as a batch")

@@ -106,7 +106,7 @@ def process_batch(spark: SparkSession, settings: Settings, raw: RawBatch) -> Ing
         kept = ranked.where(F.col(RANK) == 1).drop(RANK, "_source_file")
         for column in source.pii:
             kept = kept.withColumn(column, hmac_column(F.col(f"`{column}`"), key))
-        merged = merge_into_silver(spark, silver_path(settings, source.name), source, kept, batch_id)
+        merged = merge_into_silver(spark, silver_path(settings, source.name), source, kept, batch_id, raw.watermark)
     finally:
         ranked.unpersist()
         enforced.unpersist()
@@ -123,3 +123,12 @@ def process_batch(spark: SparkSession, settings: Settings, raw: RawBatch) -> Ing
     )
     log.info("ingested %s", result.as_dict())
     return result
+
+
+def nothing_new(spark: SparkSession, settings: Settings, source: SourceSpec) -> IngestResult:
+    """The result of a run that found no new rows: nothing was written."""
+    silver = silver_path(settings, source.name)
+    version = delta_version(spark, silver)
+    rows = spark.read.format("delta").load(silver).count() if version is not None else 0
+    log.info("source '%s': nothing new since the last batch", source.name)
+    return IngestResult(source.name, "", 0, False, 0, 0, False, 0, 0, -1 if version is None else version, rows)

@@ -70,8 +70,12 @@ def rank_by_key(rows: DataFrame, source: SourceSpec) -> DataFrame:
     return rows.withColumn(RANK, F.row_number().over(window))
 
 
-def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: DataFrame, batch_id: str) -> bool:
-    """MERGE deduplicated ``rows`` into silver, at most once per batch. Returns False if it was already merged."""
+def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: DataFrame, batch_id: str,
+                      watermark: str | None = None) -> bool:
+    """MERGE deduplicated ``rows`` into silver, at most once per batch. Returns False if it was already merged.
+
+    The commit records the batch id and, for incremental sources, the watermark the batch reached.
+    """
     table = ensure_silver_table(spark, path, source)
     for field in table.toDF().schema.fields:  # columns an earlier additive batch brought and this one lacks
         if field.name not in rows.columns:
@@ -85,7 +89,8 @@ def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: 
 
     def merge() -> bool:
         before = table.history(1).select("version").first()[0]
-        with idempotent_dml(spark, app_id=f"lakeforge-silver:{source.name}:{batch_id}"):
+        metadata = {"batch_id": batch_id, **({"watermark": watermark} if watermark is not None else {})}
+        with idempotent_dml(spark, app_id=f"lakeforge-silver:{source.name}:{batch_id}", user_metadata=metadata):
             (table.alias("t").merge(rows.alias("s"), on)
              .whenMatchedUpdateAll(condition=newer)
              .whenNotMatchedInsertAll()

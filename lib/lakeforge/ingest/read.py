@@ -31,6 +31,7 @@ class RawBatch:
     batch_id: str
     source: SourceSpec        # the contract in force for this batch (additive sources: with new columns)
     added_columns: tuple[str, ...] = ()
+    watermark: str | None = None  # incremental sources: the highest watermark value in this batch
 
 
 def _family(dtype: T.DataType) -> str:
@@ -65,7 +66,7 @@ def check_columns(found: T.StructType, source: SourceSpec, where: str, typed: bo
     if typed:
         types = {f.name: f.dataType for f in found.fields}
         retyped = [f"{c.name}: declared {c.type}, found {types[c.name].simpleString()}" for c in source.columns
-                   if _family(types[c.name]) not in ("string", _DECLARED_FAMILY[c.type])]
+                   if _family(types[c.name]) != _DECLARED_FAMILY[c.type]]
         if retyped:
             raise BatchRejectedError(f"source '{source.name}': {where} changed column type(s): {'; '.join(retyped)}. "
                                      f"Fix the producer or the contract in {contract}")

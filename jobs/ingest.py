@@ -17,7 +17,8 @@ def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0], __file__)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--source", help="name of a source declared in conf/sources/")
-    which.add_argument("--all", action="store_true", help="every declared source, from its landing path")
+    which.add_argument("--all", action="store_true",
+                       help="every declared batch source (stream sources run with jobs/stream.py)")
     parser.add_argument("--input", help="file or folder to ingest instead of the source's landing path")
     args = parser.parse_args(argv)
     if args.all and args.input:
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
 
     def job():
         settings = load_settings(args.env, args.conf_dir)
-        names = sorted(settings.sources) if args.all else [args.source]
+        names = sorted(n for n, s in settings.sources.items() if s.kind != "stream_files") if args.all else [args.source]
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
             for name in names:

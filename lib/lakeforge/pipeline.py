@@ -41,7 +41,8 @@ def run_pipeline(
     """
     if stage_demo:
         stage_demo_data(settings.storage.landing)
-    ingested = tuple(ingest_source(spark, settings, name) for name in (sources or tuple(settings.sources)))
+    batch_sources = tuple(n for n, s in settings.sources.items() if s.kind != "stream_files")
+    ingested = tuple(ingest_source(spark, settings, name) for name in (sources or batch_sources))
     gold = build_gold_table(spark, settings)
     trained = train_model(spark, settings, gold, force=force_train)
     if not trained.champion:

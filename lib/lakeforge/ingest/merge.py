@@ -74,7 +74,9 @@ def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: 
                       watermark: str | None = None) -> bool:
     """MERGE deduplicated ``rows`` into silver, at most once per batch. Returns False if it was already merged.
 
-    The commit records the batch id and, for incremental sources, the watermark the batch reached.
+    The commit records the batch id and, for incremental sources, the watermark the batch reached. Into an
+    empty table the MERGE is insert-only (no join against target rows); should a concurrent writer fill the
+    table meanwhile, Delta's conflict check fails the commit and the retry runs the full MERGE.
     """
     table = ensure_silver_table(spark, path, source)
     for field in table.toDF().schema.fields:  # columns an earlier additive batch brought and this one lacks
@@ -90,11 +92,12 @@ def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: 
     def merge() -> bool:
         before = table.history(1).select("version").first()[0]
         metadata = {"batch_id": batch_id, **({"watermark": watermark} if watermark is not None else {})}
+        empty = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["numFiles"] == 0
         with idempotent_dml(spark, app_id=f"lakeforge-silver:{source.name}:{batch_id}", user_metadata=metadata):
-            (table.alias("t").merge(rows.alias("s"), on)
-             .whenMatchedUpdateAll(condition=newer)
-             .whenNotMatchedInsertAll()
-             .execute())
+            builder = table.alias("t").merge(rows.alias("s"), on)
+            if not empty:
+                builder = builder.whenMatchedUpdateAll(condition=newer)
+            builder.whenNotMatchedInsertAll().execute()
         return table.history(1).select("version").first()[0] != before
 
     return retry_on_conflict(merge, what=f"merging batch {batch_id} into {path}")

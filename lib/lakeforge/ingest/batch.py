@@ -66,12 +66,23 @@ def pii_key_for(settings: Settings, source: SourceSpec) -> bytes | None:
     return settings.pii_key.get_secret_value().encode("utf-8")
 
 
+STATS_DEFAULT = "spark.databricks.delta.properties.defaults.dataSkippingStatsColumns"
+
+
 def _append_once(spark: SparkSession, frame, path: str, app_id: str, merge_schema: bool = False) -> bool:
-    """Idempotent Delta append (at most once per ``app_id``); True when this call committed it."""
+    """Idempotent Delta append (at most once per ``app_id``); True when this call committed it.
+
+    A table this creates keeps file statistics for ``_batch_id`` only: its readers select whole batches,
+    and statistics of every raw string column would double the cost of writing it.
+    """
     def append() -> bool:
         before = delta_version(spark, path)
-        (frame.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", 0)
-         .option("mergeSchema", str(merge_schema).lower()).save(path))
+        spark.conf.set(STATS_DEFAULT, "_batch_id")
+        try:
+            (frame.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", 0)
+             .option("mergeSchema", str(merge_schema).lower()).save(path))
+        finally:
+            spark.conf.unset(STATS_DEFAULT)
         return delta_version(spark, path) != before
 
     return retry_on_conflict(append, what=f"appending to {path}")

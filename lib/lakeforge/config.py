@@ -203,7 +203,10 @@ class ModelSettings(_Frozen):
     registered_name: str
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     num_workers: int = Field(1, ge=1)
-    min_auc: float = Field(0.5, ge=0.0, le=1.0, description="a model below this is registered but not champion")
+    device: Literal["cpu", "cuda"] = "cpu"
+    fallback_to_cpu: bool = Field(False, description="train on CPU when device is cuda and no GPU is visible")
+    min_auc: float = Field(0.5, ge=0.0, le=1.0, description="gate: a model below this is never champion")
+    min_improvement: float = Field(0.0, ge=0.0, description="gate: AUC margin over the champion on the same holdout")
     seed: int = 42
 
 

@@ -34,6 +34,7 @@ def run_pipeline(
     stage_demo: bool = False,
     sources: tuple[str, ...] | None = None,
     force_train: bool = False,
+    promote: str = "gate",
 ) -> PipelineResult:
     """Run every stage in order; each stage is a no-op for inputs it has already processed.
 
@@ -44,13 +45,9 @@ def run_pipeline(
     batch_sources = tuple(n for n, s in settings.sources.items() if s.kind != "stream_files")
     ingested = tuple(ingest_source(spark, settings, name) for name in (sources or batch_sources))
     gold = build_gold_table(spark, settings)
-    trained = train_model(spark, settings, gold, force=force_train)
-    if not trained.champion:
-        raise RuntimeError(
-            f"model {trained.model_name} v{trained.model_version} reached holdout AUC {trained.metrics['auc']:.4f}, "
-            f"below model.min_auc={settings.model.min_auc}; it was registered but not made champion, so nothing "
-            "was scored")
-    scored = score_table(spark, settings, version=trained.model_version)
+    trained = train_model(spark, settings, gold, force=force_train, promote=promote)
+    # Scoring always uses the champion: the new version if the gate promoted it, else the one before.
+    scored = score_table(spark, settings, alias="champion")
     drift = monitor_drift(spark, settings, scored)
     return PipelineResult(ingested, gold, trained, scored, drift)
 
@@ -72,7 +69,9 @@ def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:
         "", "MLflow:",
         f"  tracking store   {settings.mlflow.tracking_uri}",
         f"  run id           {t.run_id}" + ("" if t.retrained else "  (reused: same data version and config)"),
-        f"  registered model {t.model_name} version {t.model_version} (alias champion)",
+        f"  registered model {t.model_name} version {t.model_version} "
+        f"({'champion' if t.champion else 'not champion: ' + (t.decision or {}).get('reason', 'see the gate')})",
+        f"  scored with      version {result.scored.model_version} (alias champion)",
         f"  holdout          AUC {t.metrics['auc']:.4f}, PR-AUC {t.metrics['pr_auc']:.4f}, log loss {t.metrics['log_loss']:.4f}",
     ]
     if result.drift.alerts:

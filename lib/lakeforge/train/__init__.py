@@ -1,5 +1,5 @@
-"""Training: the gold table's time split, the Spark ML pipeline with ``xgboost.spark``, MLflow tracking
-and registration. The registered version becomes ``champion`` when its holdout AUC clears ``model.min_auc``."""
+"""Training: the gold table's time split, the Spark ML pipeline with ``xgboost.spark``, MLflow tracking with
+evaluation artifacts, registration as ``challenger``, and the registry gate that decides ``champion``."""
 
 from __future__ import annotations
 
@@ -19,11 +19,15 @@ from pyspark.sql import functions as F
 import lakeforge
 from lakeforge.config import Settings
 from lakeforge.features import GoldTable
-from lakeforge.train.estimator import SCORE_COL, build_pipeline, holdout_metrics, positive_probability, with_label
+from lakeforge.train.checks import check_cluster, resolve_device, validate_params
+from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, assembled_features, build_pipeline, holdout_metrics,
+                                       positive_probability, with_label)
+from lakeforge.train.gate import CHAMPION, Promote, apply_gate, current_champion
 from lakeforge.train.registry import ensure_experiment, mlflow_client, versions_with_tags
+from lakeforge.train.report import feature_importance, log_evaluation_artifacts
 
 log = logging.getLogger(__name__)
-CHAMPION = "champion"
+__all__ = ["CHAMPION", "TrainResult", "config_hash", "train_model"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class TrainResult:
     metrics: dict[str, float]
     champion: bool
     retrained: bool
+    decision: dict | None = None
 
 
 def config_hash(settings: Settings) -> str:
@@ -53,23 +58,22 @@ def _pip_requirements() -> list[str]:
     return [f"{p}=={package_version(p)}" for p in ("pyspark", "xgboost", "scikit-learn", "pandas", "pyarrow", "numpy")]
 
 
-def _promote(client, settings: Settings, version: int, auc: float) -> bool:
-    """Alias ``version`` champion when its holdout AUC reaches ``model.min_auc``."""
-    name, floor = settings.model.registered_name, settings.model.min_auc
-    if auc < floor:
-        log.warning("holdout AUC %.4f is below model.min_auc %.4f: %s v%s is not champion", auc, floor, name, version)
-        return False
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    return True
+def _is_champion(client, name: str, version: int) -> bool:
+    champion = current_champion(client, name)
+    return champion is not None and int(champion.version) == version
 
 
-def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, force: bool = False) -> TrainResult:
-    """Train on ``gold`` (pinned to its version), log to MLflow, register, and alias champion if good enough.
+def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, force: bool = False,
+                promote: Promote = "gate") -> TrainResult:
+    """Train on ``gold`` (pinned to its version), log to MLflow, register as challenger, then apply the gate.
 
-    Unless ``force``, a registered version already trained on the same gold version with the same
-    feature and model settings is reused instead of training again.
+    Parameters, device and cluster are checked before any Spark job. Unless ``force``, a registered version
+    already trained on the same gold version with the same feature and model settings is reused.
     """
     features, model = settings.features, settings.model
+    validate_params(model.params)
+    device = resolve_device(model.device, model.fallback_to_cpu)
+    check_cluster(spark, model.num_workers)
     client = mlflow_client(settings.mlflow)
     lineage_tags = {"gold_table": gold.path, "gold_version": str(gold.version), "config_hash": config_hash(settings)}
     if not force:
@@ -79,40 +83,59 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
             logged = client.get_run(mv.run_id).data.metrics
             metrics = {k.removeprefix("holdout_"): v for k, v in logged.items() if k.startswith("holdout_")}
             log.info("model %s v%s already trained on %s; not retraining", model.registered_name, mv.version, lineage_tags)
-            champion = _promote(client, settings, int(mv.version), metrics["auc"])
-            return TrainResult(mv.run_id, model.registered_name, int(mv.version), metrics, champion, False)
+            return TrainResult(mv.run_id, model.registered_name, int(mv.version), metrics,
+                               _is_champion(client, model.registered_name, int(mv.version)), False)
 
     frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), features)
     split_at = F.lit(features.split.test_from).cast(frame.schema[features.split.column].dataType)
     train = frame.where(F.col(features.split.column) < split_at)
     test = frame.where(F.col(features.split.column) >= split_at)
-    if train.isEmpty() or test.isEmpty():
+    balance = train.agg(F.count(F.lit(1)).alias("rows"), F.sum(LABEL_COL).alias("positives")).first()
+    rows, positives = int(balance["rows"]), int(balance["positives"] or 0)
+    if rows == 0 or test.isEmpty():
         raise ValueError(f"features.split: test_from={features.split.test_from} on '{features.split.column}' "
                          "leaves the train or the test split empty; pick a date inside the data")
+    params = dict(model.params)
+    if params.get("scale_pos_weight") == "auto":
+        if positives == 0:
+            raise ValueError("model.params.scale_pos_weight is auto, but the training split has no positive rows")
+        params["scale_pos_weight"] = (rows - positives) / positives
 
     experiment_id = ensure_experiment(client, settings.mlflow)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
                          "lakeforge_version": lakeforge.__version__, "env": settings.env})
-        mlflow.log_params({**model.params, "num_workers": model.num_workers, "seed": model.seed,
+        mlflow.log_params({**params, "num_workers": model.num_workers, "seed": model.seed, "device": device,
                            "split_column": features.split.column, "test_from": features.split.test_from,
                            "n_features": len(features.feature_columns)})
+        mlflow.log_metrics({"train_rows": rows, "train_positive_rate": positives / rows})
         started = time.perf_counter()
-        fitted = build_pipeline(features, model).fit(train)
+        fitted = build_pipeline(features, model, params=params, device=device).fit(train)
         mlflow.log_metric("fit_seconds", time.perf_counter() - started)
-        metrics = holdout_metrics(fitted.transform(test))
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
-        mlflow.log_metric("train_rows", train.count())
+        scored_test = positive_probability(fitted.transform(test)).persist()
+        try:
+            metrics = holdout_metrics(scored_test)
+            mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+            evaluation = scored_test.select(LABEL_COL, SCORE_COL).toPandas()
+        finally:
+            scored_test.unpersist()
+        importance = feature_importance(fitted.stages[-1].get_booster(), assembled_features(features))
+        log_evaluation_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[SCORE_COL].to_numpy(),
+                                 settings.score.threshold, importance, metrics)
 
         example = test.select(*features.feature_columns).limit(5).toPandas()
         example_out = positive_probability(fitted.transform(test.limit(5))).select(SCORE_COL).toPandas()
         info = mlflow.spark.log_model(
-            fitted, "model", signature=infer_signature(example, example_out),
+            fitted, "model", signature=infer_signature(example, example_out), input_example=example,
             registered_model_name=model.registered_name, pip_requirements=_pip_requirements(),
         )
         version = int(info.registered_model_version)
         for key, value in {**lineage_tags, "holdout_auc": f"{metrics['auc']:.6f}"}.items():
             client.set_model_version_tag(model.registered_name, str(version), key, value)
-        champion = _promote(client, settings, version, metrics["auc"])
-        mlflow.set_tag("promoted", str(champion).lower())
-    return TrainResult(run.info.run_id, model.registered_name, version, metrics, champion, True)
+        decision = apply_gate(client, model, version, metrics["auc"], test, promote)
+        mlflow.log_dict(decision.as_dict(), "registry_gate.json")
+        mlflow.set_tags({"promoted": str(decision.promoted).lower(), "gate_reason": decision.reason})
+        if decision.champion_auc is not None:
+            mlflow.log_metric("champion_holdout_auc", decision.champion_auc)
+    return TrainResult(run.info.run_id, model.registered_name, version, metrics, decision.promoted, True,
+                       decision.as_dict())

@@ -17,13 +17,20 @@ LABEL_COL = "label"
 SCORE_COL = "probability_1"
 
 # Parameters lakeforge sets itself; a config that sets them would silently fight the pipeline.
-_RESERVED = {"features_col", "label_col", "num_workers", "random_state", "seed", "missing"}
+_RESERVED = {"features_col", "label_col", "num_workers", "random_state", "seed", "missing", "device"}
 
 
-def build_pipeline(features: FeatureSettings, model: ModelSettings) -> Pipeline:
+def assembled_features(features: FeatureSettings) -> list[str]:
+    """The feature names in the order the assembler puts them into the vector (xgboost's f0, f1, ...)."""
+    return [*features.categorical, *features.numeric]
+
+
+def build_pipeline(features: FeatureSettings, model: ModelSettings, *, params: dict | None = None,
+                   device: str = "cpu") -> Pipeline:
     """Index categoricals (unseen and null values get their own index), assemble with nulls kept as NaN
     (xgboost's missing value), then the distributed xgboost classifier."""
-    reserved = sorted(_RESERVED & set(model.params))
+    params = dict(model.params if params is None else params)
+    reserved = sorted(_RESERVED & set(params))
     if reserved:
         raise ValueError(f"model.params: {reserved} are set by lakeforge; use model.num_workers / model.seed "
                          "and the features section instead")
@@ -35,7 +42,7 @@ def build_pipeline(features: FeatureSettings, model: ModelSettings) -> Pipeline:
     stages.append(VectorAssembler(inputCols=indexed + list(features.numeric), outputCol=FEATURES_COL,
                                   handleInvalid="keep"))
     stages.append(SparkXGBClassifier(features_col=FEATURES_COL, label_col=LABEL_COL, num_workers=model.num_workers,
-                                     random_state=model.seed, **{"verbose": False, **model.params}))
+                                     random_state=model.seed, device=device, **{"verbose": False, **params}))
     return Pipeline(stages=stages)
 
 

@@ -1,0 +1,82 @@
+"""What a person wants to look at after a training run, logged as MLflow artifacts: ROC, precision-recall and
+calibration curves, the confusion matrix at the scoring threshold, feature importance, and a metrics JSON."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve  # noqa: E402
+
+
+def feature_importance(booster, feature_names: list[str], importance_type: str = "gain") -> dict[str, float]:
+    """XGBoost importance keyed by the pipeline's input feature names (the assembler's f0, f1, ...)."""
+    scores = booster.get_score(importance_type=importance_type)
+    named = {}
+    for key, value in scores.items():
+        index = int(key[1:]) if key.startswith("f") and key[1:].isdigit() else None
+        named[feature_names[index] if index is not None and index < len(feature_names) else key] = float(value)
+    return dict(sorted(named.items(), key=lambda kv: -kv[1]))
+
+
+def log_evaluation_artifacts(labels: np.ndarray, scores: np.ndarray, threshold: float, importance: dict[str, float],
+                             metrics: dict[str, float]) -> dict:
+    """Plot and log the evaluation of one model on its holdout; returns the metrics JSON it logged."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    prob_true, prob_pred = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
+    predicted = (scores >= threshold).astype(int)
+    matrix = confusion_matrix(labels, predicted, labels=[0, 1])
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC {metrics['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve (holdout)")
+    ax.legend(loc="lower right")
+    mlflow.log_figure(fig, "evaluation/roc_curve.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(recall, precision, label=f"PR-AUC {metrics['pr_auc']:.3f}")
+    ax.axhline(labels.mean(), linestyle="--", color="grey", label=f"positive rate {labels.mean():.3f}")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve (holdout)")
+    ax.legend(loc="upper right")
+    mlflow.log_figure(fig, "evaluation/pr_curve.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(prob_pred, prob_true, "o-", label="model")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    ax.set(xlabel="mean predicted probability", ylabel="observed positive rate", title="Calibration (holdout)")
+    ax.legend(loc="upper left")
+    mlflow.log_figure(fig, "evaluation/calibration_curve.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, f"{count:,}", ha="center", va="center")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="actual",
+           title=f"Confusion matrix at threshold {threshold}")
+    mlflow.log_figure(fig, "evaluation/confusion_matrix.png")
+    plt.close(fig)
+
+    top = list(importance.items())[:25][::-1]
+    fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(top))))
+    ax.barh([k for k, _ in top], [v for _, v in top])
+    ax.set(xlabel="gain", title="Feature importance")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "evaluation/feature_importance.png")
+    plt.close(fig)
+
+    tn, fp, fn, tp = (int(x) for x in matrix.ravel())
+    report = {"holdout": metrics, "threshold": threshold,
+              "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+              "feature_importance_gain": importance}
+    mlflow.log_dict(report, "evaluation/metrics.json")
+    return report

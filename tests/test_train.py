@@ -1,0 +1,128 @@
+"""Training: checks before any Spark job, the registry gate, and what a run leaves in MLflow."""
+
+import datetime as dt
+import random
+
+import pytest
+
+from lakeforge.config import FeatureSettings, SplitSettings
+from lakeforge.features import GoldTable
+from lakeforge.train import train_model
+from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
+from lakeforge.train.gate import decide
+from lakeforge.train.registry import mlflow_client
+from tests.conftest import settings_for
+
+
+def test_unknown_removed_and_out_of_range_params_are_named_with_the_fix():
+    with pytest.raises(TrainingConfigError) as err:
+        validate_params({"max_dept": 3, "use_gpu": True, "learning_rate": 0, "tree_method": "gpu_hist",
+                         "n_estimators": 2.5, "scale_pos_weight": "x"})
+    assert str(err.value).splitlines() == [
+        "model.params.max_dept: not an XGBoost parameter; did you mean max_depth?",
+        "model.params.use_gpu: removed from xgboost; set model.device: cuda",
+        "model.params.learning_rate: expected a number in (0, 1], got 0",
+        "model.params.tree_method: expected one of hist, approx, exact, auto, got 'gpu_hist'",
+        "model.params.n_estimators: expected an integer in [1, inf), got 2.5",
+        "model.params.scale_pos_weight: expected a positive number or 'auto' (negatives / positives of the training "
+        "split), got 'x'",
+    ]
+
+
+def test_the_demo_params_are_valid():
+    validate_params(settings_for_demo().model.params)
+
+
+def settings_for_demo():
+    from lakeforge.config import load_settings
+    from tests.conftest import ROOT
+    return load_settings("local", ROOT / "conf")
+
+
+def test_cuda_without_a_gpu_fails_early_unless_falling_back():
+    with pytest.raises(TrainingConfigError) as err:
+        resolve_device("cuda", fallback_to_cpu=False, gpu_available=False)
+    assert str(err.value) == ("model.device is cuda but no GPU is visible on this machine (NVML and nvidia-smi find "
+                              "none); set model.device: cpu, or model.fallback_to_cpu: true to train on CPU instead")
+    assert resolve_device("cuda", fallback_to_cpu=True, gpu_available=False) == "cpu"
+    assert resolve_device("cuda", fallback_to_cpu=False, gpu_available=True) == "cuda"
+
+
+def test_more_workers_than_task_slots_fails_before_training(spark):
+    with pytest.raises(TrainingConfigError) as err:
+        check_cluster(spark, num_workers=3)
+    assert str(err.value) == ("model.num_workers is 3, but the cluster has 2 task slot(s) and a barrier stage needs all "
+                              "workers at once; lower model.num_workers to at most 2 or add executors")
+    check_cluster(spark, num_workers=2)
+
+
+@pytest.mark.parametrize("auc, champion_auc, promote, promoted", [
+    (0.70, None, "gate", True),      # first model over the floor
+    (0.60, None, "gate", False),     # below the floor
+    (0.72, 0.70, "gate", True),      # beats the champion by the margin
+    (0.705, 0.70, "gate", False),    # better, but not by the margin
+    (0.60, 0.70, "always", True),
+    (0.90, 0.70, "never", False),
+])
+def test_gate_rule(auc, champion_auc, promote, promoted):
+    model = settings_for_demo().model.model_copy(update={"min_auc": 0.65, "min_improvement": 0.01})
+    assert decide(2, auc, 1 if champion_auc else None, champion_auc, model, promote).promoted is promoted
+
+
+FEATURES = FeatureSettings(
+    table="toy", base="toy", label="y", categorical=("c",), numeric=("x1", "x2"),
+    split=SplitSettings(column="d", test_from="2024-03-01"),
+)
+
+
+@pytest.fixture(scope="module")
+def toy_gold(spark, tmp_path_factory):
+    """Seeded rows whose label needs both features (an interaction): a stump cannot learn it."""
+    rng = random.Random(11)
+    rows = []
+    for i in range(3000):
+        x1, x2 = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        y = int((x1 * x2 > 0) != (rng.random() < 0.1))
+        rows.append((i, rng.choice("abc"), x1, x2, y, dt.date(2024, 1, 1) + dt.timedelta(days=i % 90)))
+    path = str(tmp_path_factory.mktemp("gold") / "toy")
+    spark.createDataFrame(rows, "id long, c string, x1 double, x2 double, y int, d date").write.format("delta").save(path)
+    return GoldTable(path, 0, len(rows), True, {})
+
+
+def _settings(tmp_path, min_auc=0.7, **params):
+    base = settings_for(tmp_path)
+    model = base.model.model_copy(update={"min_auc": min_auc, "registered_name": "toy_model",
+                                          "params": {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.3, **params}})
+    return base.model_copy(update={"features": FEATURES, "model": model})
+
+
+def test_a_worse_challenger_is_not_promoted(spark, toy_gold, tmp_path):
+    good = train_model(spark, _settings(tmp_path), toy_gold)
+    assert good.champion and good.metrics["auc"] > 0.85
+    assert good.decision["reason"].startswith("no champion yet")
+
+    worse = train_model(spark, _settings(tmp_path, min_auc=0.3, n_estimators=1, max_depth=1), toy_gold)
+    assert not worse.champion
+    assert worse.decision["champion_version"] == good.model_version
+    assert worse.decision["champion_auc"] == pytest.approx(good.metrics["auc"], abs=1e-9)
+    assert "does not beat champion" in worse.decision["reason"]
+    client = mlflow_client(_settings(tmp_path).mlflow)
+    assert int(client.get_model_version_by_alias("toy_model", "champion").version) == good.model_version
+    assert int(client.get_model_version_by_alias("toy_model", "challenger").version) == worse.model_version
+
+    forced = train_model(spark, _settings(tmp_path, n_estimators=2, max_depth=1), toy_gold, promote="always")
+    assert forced.champion
+    assert int(client.get_model_version_by_alias("toy_model", "champion").version) == forced.model_version
+
+
+def test_a_run_logs_evaluation_artifacts_and_balance(spark, toy_gold, tmp_path):
+    result = train_model(spark, _settings(tmp_path, scale_pos_weight="auto"), toy_gold)
+    client = mlflow_client(_settings(tmp_path).mlflow)
+    files = {a.path for a in client.list_artifacts(result.run_id, "evaluation")}
+    assert files == {f"evaluation/{n}" for n in ("roc_curve.png", "pr_curve.png", "calibration_curve.png",
+                                                 "confusion_matrix.png", "feature_importance.png", "metrics.json")}
+    run = client.get_run(result.run_id)
+    assert 0.3 < run.data.metrics["train_positive_rate"] < 0.7
+    assert float(run.data.params["scale_pos_weight"]) == pytest.approx(
+        (1 - run.data.metrics["train_positive_rate"]) / run.data.metrics["train_positive_rate"], rel=1e-6)
+    assert {a.path for a in client.list_artifacts(result.run_id)} >= {"registry_gate.json", "model", "evaluation"}

@@ -199,6 +199,38 @@ class FeatureSettings(_Frozen):
         return self.categorical + self.numeric
 
 
+SPACE_KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3, "randint": 2}
+
+
+class SearchSettings(_Frozen):
+    """A Hyperopt search over booster parameters (TPE)."""
+
+    strategy: Literal["none", "parallel", "distributed"] = Field(
+        "none", description="parallel: SparkTrials, single-node xgboost per trial on a sample; "
+                            "distributed: plain Trials, each trial an xgboost.spark fit")
+    max_evals: int = Field(16, ge=1)
+    parallelism: int = Field(2, ge=1, description="parallel strategy: trials at once")
+    timeout_seconds: int | None = Field(None, ge=1)
+    no_progress_evals: int | None = Field(None, ge=1, description="stop after this many trials without improvement")
+    sample_rows: int = Field(200_000, ge=100, description="parallel strategy: training rows each trial sees")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="latest share of the training split used to score trials")
+    space: dict[str, dict[str, list[float | int | str]]] = Field(default_factory=dict)
+
+    @field_validator("space")
+    @classmethod
+    def _space_shape(cls, space: dict) -> dict:
+        for name, spec in space.items():
+            if len(spec) != 1 or next(iter(spec)) not in SPACE_KINDS:
+                raise ValueError(f"space.{name}: give exactly one of {', '.join(SPACE_KINDS)}, e.g. {{uniform: [0.5, 1.0]}}")
+            kind, args = next(iter(spec.items()))
+            arity = SPACE_KINDS[kind]
+            if (arity is None and not args) or (arity is not None and len(args) != arity):
+                raise ValueError(f"space.{name}.{kind}: expected {arity or 'a non-empty list of'} values, got {args}")
+            if kind == "loguniform" and min(args) <= 0:
+                raise ValueError(f"space.{name}.loguniform: bounds must be positive, got {args}")
+        return space
+
+
 class ModelSettings(_Frozen):
     registered_name: str
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
@@ -208,6 +240,7 @@ class ModelSettings(_Frozen):
     min_auc: float = Field(0.5, ge=0.0, le=1.0, description="gate: a model below this is never champion")
     min_improvement: float = Field(0.0, ge=0.0, description="gate: AUC margin over the champion on the same holdout")
     seed: int = 42
+    search: SearchSettings = SearchSettings()
 
 
 class ScoreSettings(_Frozen):

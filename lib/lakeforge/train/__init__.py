@@ -25,6 +25,7 @@ from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, assembled_features,
 from lakeforge.train.gate import CHAMPION, Promote, apply_gate, current_champion
 from lakeforge.train.registry import ensure_experiment, mlflow_client, versions_with_tags
 from lakeforge.train.report import feature_importance, log_evaluation_artifacts
+from lakeforge.train.search import run_search
 
 log = logging.getLogger(__name__)
 __all__ = ["CHAMPION", "TrainResult", "config_hash", "train_model"]
@@ -105,6 +106,11 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
                          "lakeforge_version": lakeforge.__version__, "env": settings.env})
+        search = run_search(spark, features, model, train, params, device)
+        if search is not None:
+            params = search.best_params
+            mlflow.log_metrics({"search_best_validation_auc": search.best_validation_auc, "search_trials": search.trials})
+            mlflow.set_tag("search_strategy", search.strategy)
         mlflow.log_params({**params, "num_workers": model.num_workers, "seed": model.seed, "device": device,
                            "split_column": features.split.column, "test_from": features.split.test_from,
                            "n_features": len(features.feature_columns)})

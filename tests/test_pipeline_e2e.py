@@ -72,7 +72,8 @@ def _from_database(spark, settings, server):
 def runs(spark, postgres, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     base = settings_for(tmp)
-    model = base.model.model_copy(update={"min_auc": 0.6, "params": {**base.model.params, "n_estimators": 80}})
+    model = base.model.model_copy(update={"min_auc": 0.6, "params": {**base.model.params, "n_estimators": 80},
+                                          "search": base.model.search.model_copy(update={"max_evals": 4})})
     counts = _stage_sample(Path(base.storage.landing))
     settings = _from_database(spark, base.model_copy(update={"model": model}), postgres)
     first = run_pipeline(spark, settings)

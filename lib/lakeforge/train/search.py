@@ -24,7 +24,6 @@ from typing import Any
 import mlflow
 import numpy as np
 from hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
-from hyperopt.early_stop import no_progress_loss
 from pyspark.ml import Pipeline
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -85,6 +84,16 @@ def split_validation(train: DataFrame, column: str, fraction: float) -> tuple[Da
     return train.where(~is_validation), train.where(is_validation)
 
 
+def _no_progress(evals: int):
+    """Stop once the best finished trial is ``evals`` finished trials old. (hyperopt's own no_progress_loss reads
+    the newest trial's loss, which SparkTrials may not have yet.)"""
+    def stop(trials, *_):
+        losses = [t["result"]["loss"] for t in trials.trials if t.get("result", {}).get("status") == STATUS_OK]
+        return bool(losses) and len(losses) - 1 - int(np.argmin(losses)) >= evals, []
+
+    return stop
+
+
 def _fit_auc_single_node(params: dict[str, Any], seed: int, data) -> float:
     import xgboost
     from sklearn.metrics import roc_auc_score
@@ -103,7 +112,7 @@ def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSetti
         return None
     fit, validation = split_validation(train, features.split.column, search.validation_fraction)
     rstate = np.random.default_rng(model.seed)
-    early_stop = no_progress_loss(search.no_progress_evals) if search.no_progress_evals else None
+    early_stop = _no_progress(search.no_progress_evals) if search.no_progress_evals else None
 
     if search.strategy == "parallel":
         from hyperopt import SparkTrials

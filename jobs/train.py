@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from lakeforge.cli import job_parser, run_job
+from lakeforge.cli import add_promote_option, job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.features import build_gold_table
 from lakeforge.spark import lakeforge_builder
@@ -17,16 +17,15 @@ from lakeforge.train import train_model
 def main(argv=None) -> int:
     parser = job_parser(__doc__.splitlines()[0], __file__)
     parser.add_argument("--force", action="store_true", help="train even if a model for this data and config exists")
-    parser.add_argument("--promote", choices=("never", "gate", "always"), default="gate",
-                        help="gate (default): champion only if it clears model.min_auc and beats the champion by "
-                             "model.min_improvement on the same holdout")
+    add_promote_option(parser)
     args = parser.parse_args(argv)
 
     def job():
         settings = load_settings(args.env, args.conf_dir)
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            result = train_model(spark, settings, build_gold_table(spark, settings), force=args.force, promote=args.promote)
+            gold = build_gold_table(spark, settings)
+            result = train_model(spark, settings, gold, force=args.force, promote=args.promote)
         finally:
             spark.stop()
         print(json.dumps(asdict(result)))

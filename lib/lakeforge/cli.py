@@ -36,6 +36,13 @@ def job_parser(description: str, job_file: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_promote_option(parser: argparse.ArgumentParser) -> None:
+    """``--promote`` for jobs that train: how the registry gate treats the new version."""
+    parser.add_argument("--promote", choices=("never", "gate", "always"), default="gate",
+                        help="gate (default): champion only if it clears model.min_auc and beats the champion by "
+                             "model.min_improvement on the same holdout")
+
+
 def run_job(main: Callable[[], int | None], log_level: str = "INFO") -> int:
     """Run ``main``; known failures print one ``error:`` line (exit 2), others a traceback (exit 1)."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -167,3 +167,18 @@ def test_search_space_shape_is_checked():
         SearchSettings(space={"max_depth": {"quniform": [2, 6]}})
     with pytest.raises(ValidationError, match=r"space.eta: give exactly one of choice, uniform, loguniform"):
         SearchSettings(space={"eta": {"normal": [0, 1]}})
+
+
+def test_tracking_and_registry_against_a_real_mlflow_server(spark, toy_gold, tmp_path, mlflow_server):
+    from lakeforge.config import MlflowSettings
+
+    url, root = mlflow_server
+    settings = _settings(tmp_path)
+    settings = settings.model_copy(update={"mlflow": MlflowSettings(tracking_uri=url, experiment="remote-tests")})
+    result = train_model(spark, settings, toy_gold)
+    client = mlflow_client(settings.mlflow)
+    assert client.get_run(result.run_id).data.metrics["holdout_auc"] == pytest.approx(result.metrics["auc"])
+    assert int(client.get_model_version_by_alias("toy_model", "champion").version) == result.model_version
+    assert {a.path for a in client.list_artifacts(result.run_id, "evaluation")} >= {"evaluation/roc_curve.png"}
+    stored = list((root / "artifacts").rglob("roc_curve.png"))
+    assert len(stored) == 1  # uploaded through the server into its artifact destination

@@ -182,3 +182,21 @@ def test_tracking_and_registry_against_a_real_mlflow_server(spark, toy_gold, tmp
     assert {a.path for a in client.list_artifacts(result.run_id, "evaluation")} >= {"evaluation/roc_curve.png"}
     stored = list((root / "artifacts").rglob("roc_curve.png"))
     assert len(stored) == 1  # uploaded through the server into its artifact destination
+
+
+def test_two_worker_fit_on_a_local_cluster():
+    """A real multi-process cluster: two executor JVMs, a barrier stage of two xgboost workers."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'lib'}:{ROOT}", PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "cluster_fit.py"), str(ROOT / ".cache" / "jars")],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["master"] == "local-cluster[2,1,1024]" and result["executors"] == 2
+    assert result["auc"] > 0.85

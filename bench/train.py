@@ -1,0 +1,130 @@
+"""Training benchmark: ``xgboost.spark`` fit against single-process ``xgboost`` (hist, same parameters, same
+number of threads) on the same encoded rows, and the parallel efficiency of the Hyperopt search.
+
+    .venv/bin/python bench/train.py [--rows 100000 1000000 3000000] [--device cpu|cuda] [--output PATH]
+
+Rows are the demo's gold features (built here with lakeforge from the bundled data), repeated to reach each size.
+Results go to bench/results/train.json (bench/results/train_<device>.json for another device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+import numpy as np  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+from pyspark.ml import Pipeline  # noqa: E402
+from pyspark.ml.functions import vector_to_array  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from lakeforge.config import MlflowSettings, StorageSettings, load_settings  # noqa: E402
+from lakeforge.demo_data import stage_demo_data  # noqa: E402
+from lakeforge.features import build_gold_table  # noqa: E402
+from lakeforge.ingest import ingest_source  # noqa: E402
+from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for  # noqa: E402
+from lakeforge.train.estimator import FEATURES_COL, LABEL_COL, build_pipeline, with_label  # noqa: E402
+
+PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "tree_method": "hist"}
+THREADS = 2
+
+
+def timed(action):
+    start = time.perf_counter()
+    value = action()
+    return time.perf_counter() - start, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--search-evals", type=int, default=16)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/lakeforge-bench-train"))
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    output = args.output or ROOT / "bench" / "results" / ("train.json" if args.device == "cpu" else f"train_{args.device}.json")
+
+    base = load_settings("local", ROOT / "conf")
+    settings = base.model_copy(update={
+        "storage": StorageSettings(root=str(args.workdir / "lakehouse"), landing=str(args.workdir / "landing")),
+        "mlflow": MlflowSettings(tracking_uri=f"sqlite:///{args.workdir}/mlflow.db", experiment="bench"),
+        "pii_key": SecretStr("benchmark-key"),
+    })
+    spark_settings = base.spark.model_copy(update={"conf": {**base.spark.conf, "spark.driver.memory": "12g"}})
+    spark = configure_spark_with_lakeforge(SparkSession.builder, spark_settings, delta_jars=delta_jars_for(spark_settings),
+                                           master=f"local[{THREADS}]").getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    import xgboost
+
+    stage_demo_data(settings.storage.landing)
+    for name in ("flights", "weather", "planes", "airports", "airlines"):
+        ingest_source(spark, settings, name)
+    gold = build_gold_table(spark, settings)
+    features = settings.features
+    labeled = with_label(spark.read.format("delta").load(gold.path), features)
+    encoder = Pipeline(stages=build_pipeline(features, settings.model, params=PARAMS).getStages()[:-1]).fit(labeled)
+    encoded = encoder.transform(labeled).select(FEATURES_COL, LABEL_COL)
+    base_rows = encoded.count()
+
+    results = []
+    for rows in args.rows:
+        copies = -(-rows // base_rows)
+        frame = encoded
+        for _ in range(copies - 1):
+            frame = frame.unionByName(encoded)
+        frame = frame.limit(rows).repartition(THREADS).persist()
+        frame.count()
+        pdf = frame.select(vector_to_array(F.col(FEATURES_COL)).alias("x"), LABEL_COL).toPandas()  # Arrow transfer
+        x = np.stack(pdf["x"].to_numpy())
+        y = pdf[LABEL_COL].to_numpy()
+        single_seconds, _ = timed(lambda: xgboost.XGBClassifier(**PARAMS, n_jobs=THREADS, device=args.device,
+                                                                random_state=0).fit(x, y))
+        estimator = build_pipeline(features, settings.model.model_copy(update={"num_workers": THREADS}),
+                                   params=PARAMS, device=args.device).getStages()[-1]
+        spark_seconds, _ = timed(lambda: estimator.fit(frame))
+        frame.unpersist()
+        entry = {"rows": rows, "single_process_s": round(single_seconds, 2), "xgboost_spark_s": round(spark_seconds, 2),
+                 "ratio_spark_vs_single": round(spark_seconds / single_seconds, 2), "threads": THREADS,
+                 "device": args.device}
+        print(json.dumps(entry), flush=True)
+        results.append(entry)
+
+    # Hyperopt: the parallel strategy, parallelism 1 vs 2, same space and evals.
+    from lakeforge.train.search import run_search
+    train = with_label(spark.read.format("delta").load(gold.path), features)
+    train = train.where(F.col(features.split.column) < F.lit(features.split.test_from).cast("date"))
+    timings = {}
+    for parallelism in (1, 2):
+        search = settings.model.search.model_copy(update={"strategy": "parallel", "parallelism": parallelism,
+                                                          "max_evals": args.search_evals, "no_progress_evals": None,
+                                                          "sample_rows": 50_000})
+        model = settings.model.model_copy(update={"search": search})
+        import mlflow
+        mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+        with mlflow.start_run():
+            timings[parallelism], _ = timed(lambda: run_search(spark, features, model, train, dict(PARAMS), args.device))
+    spark.stop()
+    efficiency = timings[1] / (2 * timings[2])
+    summary = {"machine": {"cores": os.cpu_count(), "spark_master": f"local[{THREADS}]"}, "params": PARAMS,
+               "fit": results,
+               "hyperopt": {"evals": args.search_evals, "t_parallelism_1_s": round(timings[1], 2),
+                            "t_parallelism_2_s": round(timings[2], 2), "efficiency": round(efficiency, 3)}}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary["hyperopt"]))
+    print(f"wrote {output}")
+    shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Sequence
 
 from lakeforge.config import ConfigError, load_settings
-from lakeforge.jars import JarResolutionError, delta_coordinates, resolve_jars
-from lakeforge.spark import is_local_master
+from lakeforge.jars import JarResolutionError, resolve_jars
+from lakeforge.spark import is_local_master, jar_coordinates
 
 
 class LaunchError(RuntimeError):
@@ -118,7 +118,7 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
     cmd = [spark_submit_binary(), "--master", master, "--deploy-mode", args.deploy_mode,
            "--py-files", str(build_wheel(root))]
-    coordinates = (delta_coordinates() if settings.spark.delta_jars == "resolve" else ()) + settings.spark.packages
+    coordinates = jar_coordinates(settings.spark)
     if coordinates:
         cmd += ["--jars", resolve_jars(Path(settings.spark.jar_cache), coordinates).classpath]
     for key, value in conf.items():

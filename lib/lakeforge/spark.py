@@ -70,12 +70,17 @@ def is_local_master(master: str | None) -> bool:
     return bool(master) and (master == "local" or master.startswith(("local[", "local-cluster[")))
 
 
+def jar_coordinates(settings: SparkSettings) -> tuple[str, ...]:
+    """Maven coordinates an environment needs: Delta's (unless the platform provides Delta) and ``packages``."""
+    return (() if settings.delta_jars == "provided" else delta_coordinates()) + tuple(settings.packages)
+
+
 def delta_jars_for(settings: SparkSettings) -> tuple[str, ...]:
     """Jar paths to add: Delta's (unless the platform provides Delta) and ``settings.packages``; none when
     spark-submit already shipped them."""
     if launched_by_spark_submit():
         return ()
-    coordinates = (() if settings.delta_jars == "provided" else delta_coordinates()) + tuple(settings.packages)
+    coordinates = jar_coordinates(settings)
     if not coordinates:
         return ()
     return tuple(str(j) for j in resolve_jars(Path(settings.jar_cache), coordinates).jars)

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
+from lakeforge.ingest import silver_path
 from lakeforge.tables import delta_version, last_commit
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def _lineage(spark: SparkSession, settings: Settings) -> dict:
     names = [features.base, *(j.source for j in features.joins)]
     sources = {}
     for name in names:
-        path = settings.storage.table_path("silver", name)
+        path = silver_path(settings, name)
         version = delta_version(spark, path)
         if version is None:
             raise FileNotFoundError(f"the gold table needs silver table '{name}' at {path}, which does not exist; "

@@ -11,6 +11,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
+from lakeforge.ingest.batch import silver_path
 
 log = logging.getLogger(__name__)
 SAFE_RETENTION_HOURS = 168.0  # Delta's default delta.deletedFileRetentionDuration: 7 days
@@ -78,7 +79,7 @@ def maintain_source(spark: SparkSession, settings: Settings, source_name: str, *
                     force: bool = False) -> MaintenanceResult:
     """OPTIMIZE then VACUUM the silver table of ``source_name``."""
     source = settings.sources[source_name]
-    path = settings.storage.table_path("silver", source_name)
+    path = silver_path(settings, source_name)
     if not DeltaTable.isDeltaTable(spark, path):
         raise FileNotFoundError(f"no silver table for source '{source_name}' at {path}; ingest it first")
     removed, added = optimize_table(spark, path, source.zorder_by)

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from lakeforge.config import Settings
 from lakeforge.score import ScoreResult
 from lakeforge.tables import delta_version
+from lakeforge.train.estimator import time_split
 from lakeforge.train.registry import find_version, mlflow_client
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,7 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
     mv = find_version(client, scored.model_name, version=scored.model_version)
     gold, gold_version = mv.tags["gold_table"], int(mv.tags["gold_version"])
     training = spark.read.format("delta").option("versionAsOf", gold_version).load(gold)
-    split_at = F.lit(features.split.test_from).cast(training.schema[features.split.column].dataType)
-    baseline = training.where(F.col(features.label).isNotNull() & (F.col(features.split.column) < split_at))
+    baseline = time_split(training.where(F.col(features.label).isNotNull()), features)[0]
     current = spark.read.format("delta").option("versionAsOf", scored.source_version).load(scored.source_table)
     numeric = [F.col(f"`{c}`").cast("double").alias(c) for c in features.numeric]
     psi = feature_drift(baseline.select(*features.categorical, *numeric), current.select(*features.categorical, *numeric),

@@ -21,7 +21,7 @@ from lakeforge.config import Settings
 from lakeforge.features import GoldTable
 from lakeforge.train.checks import check_cluster, resolve_device, validate_params
 from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, assembled_features, build_pipeline, holdout_metrics,
-                                       positive_probability, with_label)
+                                       positive_probability, time_split, with_label)
 from lakeforge.train.gate import CHAMPION, Promote, apply_gate, current_champion
 from lakeforge.train.registry import ensure_experiment, mlflow_client, versions_with_tags
 from lakeforge.train.report import feature_importance, log_evaluation_artifacts
@@ -88,9 +88,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
                                _is_champion(client, model.registered_name, int(mv.version)), False)
 
     frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), features)
-    split_at = F.lit(features.split.test_from).cast(frame.schema[features.split.column].dataType)
-    train = frame.where(F.col(features.split.column) < split_at)
-    test = frame.where(F.col(features.split.column) >= split_at)
+    train, test = time_split(frame, features)
     balance = train.agg(F.count(F.lit(1)).alias("rows"), F.sum(LABEL_COL).alias("positives")).first()
     rows, positives = int(balance["rows"]), int(balance["positives"] or 0)
     if rows == 0 or test.isEmpty():

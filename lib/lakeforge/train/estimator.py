@@ -55,6 +55,13 @@ def with_label(frame: DataFrame, features: FeatureSettings) -> DataFrame:
             .withColumn(LABEL_COL, F.col(f"`{features.label}`").cast("double")))
 
 
+def time_split(frame: DataFrame, features: FeatureSettings) -> tuple[DataFrame, DataFrame]:
+    """Rows before ``features.split.test_from`` (training) and from it on (holdout)."""
+    column = features.split.column
+    split_at = F.lit(features.split.test_from).cast(frame.schema[column].dataType)
+    return frame.where(F.col(column) < split_at), frame.where(F.col(column) >= split_at)
+
+
 def positive_probability(predictions: DataFrame) -> DataFrame:
     return predictions.withColumn(SCORE_COL, vector_to_array(F.col("probability"))[1])
 

@@ -13,29 +13,20 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "lib"))
+from common import ROOT, THREADS, bench_session, bench_settings, demo_gold
 
 import numpy as np  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 from pyspark.ml import Pipeline  # noqa: E402
 from pyspark.ml.functions import vector_to_array  # noqa: E402
-from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from lakeforge.config import MlflowSettings, StorageSettings, load_settings  # noqa: E402
-from lakeforge.demo_data import stage_demo_data  # noqa: E402
-from lakeforge.features import build_gold_table  # noqa: E402
-from lakeforge.ingest import ingest_source  # noqa: E402
-from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for  # noqa: E402
+from lakeforge.train import entity_key  # noqa: E402
 from lakeforge.train.estimator import FEATURES_COL, LABEL_COL, build_pipeline, with_label  # noqa: E402
 
 PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "tree_method": "hist"}
-THREADS = 2
 
 
 def timed(action):
@@ -54,22 +45,11 @@ def main() -> None:
     args = parser.parse_args()
     output = args.output or ROOT / "bench" / "results" / ("train.json" if args.device == "cpu" else f"train_{args.device}.json")
 
-    base = load_settings("local", ROOT / "conf")
-    settings = base.model_copy(update={
-        "storage": StorageSettings(root=str(args.workdir / "lakehouse"), landing=str(args.workdir / "landing")),
-        "mlflow": MlflowSettings(tracking_uri=f"sqlite:///{args.workdir}/mlflow.db", experiment="bench"),
-        "pii_key": SecretStr("benchmark-key"),
-    })
-    spark_settings = base.spark.model_copy(update={"conf": {**base.spark.conf, "spark.driver.memory": "12g"}})
-    spark = configure_spark_with_lakeforge(SparkSession.builder, spark_settings, delta_jars=delta_jars_for(spark_settings),
-                                           master=f"local[{THREADS}]").getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    settings = bench_settings(args.workdir, "bench")
+    spark = bench_session(settings, driver_memory="12g")
     import xgboost
 
-    stage_demo_data(settings.storage.landing)
-    for name in ("flights", "weather", "planes", "airports", "airlines"):
-        ingest_source(spark, settings, name)
-    gold = build_gold_table(spark, settings)
+    gold = demo_gold(spark, settings)
     features = settings.features
     labeled = with_label(spark.read.format("delta").load(gold.path), features)
     encoder = Pipeline(stages=build_pipeline(features, settings.model, params=PARAMS).getStages()[:-1]).fit(labeled)
@@ -112,7 +92,8 @@ def main() -> None:
         import mlflow
         mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
         with mlflow.start_run():
-            timings[parallelism], _ = timed(lambda: run_search(spark, features, model, train, dict(PARAMS), args.device))
+            timings[parallelism], _ = timed(lambda: run_search(spark, features, model, train, dict(PARAMS), args.device,
+                                                               entity_key(settings), THREADS))
     spark.stop()
     efficiency = timings[1] / (2 * timings[2])
     summary = {"machine": {"cores": os.cpu_count(), "spark_master": f"local[{THREADS}]"}, "params": PARAMS,

@@ -54,8 +54,8 @@ def test_wrong_type_names_the_file_that_set_it(conf_copy):
     _edit(conf_copy / "local.yaml", lambda d: d.update(model={"num_workers": "two"}))
     with pytest.raises(ConfigError) as err:
         load_settings("local", conf_copy)
-    assert str(err.value) == (f"{conf_copy / 'local.yaml'}: model.num_workers: Input should be a valid integer, "
-                              "unable to parse string as an integer (got 'two')")
+    assert str(err.value) == (f"{conf_copy / 'local.yaml'}: model.num_workers: Value error, expected a positive "
+                              "integer, or auto (one worker per task slot of the cluster) (got 'two')")
 
 
 def test_out_of_range_value(conf_copy):

@@ -104,7 +104,7 @@ def test_a_worse_challenger_is_not_promoted(spark, toy_gold, tmp_path):
     worse = train_model(spark, _settings(tmp_path, min_auc=0.3, n_estimators=1, max_depth=1), toy_gold)
     assert not worse.champion
     assert worse.decision["champion_version"] == good.model_version
-    assert worse.decision["champion_auc"] == pytest.approx(good.metrics["auc"], abs=1e-9)
+    assert worse.decision["champion_score"] == pytest.approx(good.metrics["auc"], abs=1e-9)
     assert "does not beat champion" in worse.decision["reason"]
     client = mlflow_client(_settings(tmp_path).mlflow)
     assert int(client.get_model_version_by_alias("toy_model", "champion").version) == good.model_version

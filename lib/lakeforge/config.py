@@ -170,9 +170,23 @@ class JoinSpec(_Frozen):
 
 
 class SplitSettings(_Frozen):
-    kind: Literal["time"] = "time"
-    column: str
-    test_from: str = Field(description="rows with column >= test_from form the holdout")
+    """How the gold rows are split into training and holdout, and the optional cross-validation."""
+
+    kind: Literal["time", "stratified"] = Field(
+        "time", description="time: rows with column >= test_from are the holdout; stratified: a seeded random "
+                            "holdout of test_fraction with the label's class balance kept")
+    column: str | None = Field(None, description="time split: the event-time column")
+    test_from: str | None = Field(None, description="time split: rows with column >= test_from form the holdout")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="stratified split: share of rows held out")
+    cv_folds: int | None = Field(None, ge=2, le=20, description="k-fold cross-validation on the training split, "
+                                                               "reporting mean and spread of each metric")
+
+    @model_validator(mode="after")
+    def _time_needs_column(self) -> "SplitSettings":
+        if self.kind == "time" and (self.column is None or self.test_from is None):
+            raise ValueError("a time split needs column and test_from (e.g. column: flight_date, "
+                             "test_from: '2013-11-01'), or set kind: stratified")
+        return self
 
 
 class FeatureSettings(_Frozen):
@@ -233,19 +247,39 @@ class SearchSettings(_Frozen):
 
 class ModelSettings(_Frozen):
     registered_name: str
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="SparkXGBClassifier (gate on AUC) or SparkXGBRegressor (gate on RMSE)")
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
-    num_workers: int = Field(1, ge=1)
+    num_workers: int | Literal["auto"] = Field(1, description="xgboost.spark workers; auto: one per task slot")
     device: Literal["cpu", "cuda"] = "cpu"
     fallback_to_cpu: bool = Field(False, description="train on CPU when device is cuda and no GPU is visible")
-    min_auc: float = Field(0.5, ge=0.0, le=1.0, description="gate: a model below this is never champion")
-    min_improvement: float = Field(0.0, ge=0.0, description="gate: AUC margin over the champion on the same holdout")
+    weight_col: str | None = Field(None, description="a gold column of per-row weights")
+    min_auc: float = Field(0.5, ge=0.0, le=1.0, description="gate (classification): a model below this is never champion")
+    max_rmse: float | None = Field(None, gt=0.0, description="gate (regression): a model above this is never champion")
+    min_improvement: float = Field(0.0, ge=0.0, description="gate: margin by which the gate metric must beat the "
+                                                            "current champion on the same holdout")
     seed: int = 42
     search: SearchSettings = SearchSettings()
+
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _positive_workers(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("expected a positive integer, or auto (one worker per task slot of the cluster)")
+
+    @property
+    def gate_metric(self) -> str:
+        return "auc" if self.task == "classification" else "rmse"
 
 
 class ScoreSettings(_Frozen):
     table: str
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    method: Literal["transform", "map_in_pandas"] = Field(
+        "map_in_pandas", description="transform: the pipeline's own Spark transform; map_in_pandas: indexers in "
+                                     "the JVM, then the booster on Arrow batches (bench/score.py compares them)")
+    arrow_batch_rows: int = Field(10_000, ge=100, description="rows per Arrow batch handed to Python")
 
 
 class MonitorSettings(_Frozen):

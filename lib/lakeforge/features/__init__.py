@@ -64,7 +64,8 @@ def assemble_features(spark: SparkSession, settings: Settings, lineage: dict) ->
         frame = frame.join(right, on=list(left_keys), how="left")
     for name, expression in features.derived.items():
         frame = frame.withColumn(name, F.expr(expression))
-    missing = [c for c in (*features.feature_columns, features.label, features.split.column) if c not in frame.columns]
+    needed = (*features.feature_columns, features.label, *([features.split.column] if features.split.column else []))
+    missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise ValueError(f"features: column(s) {missing} are neither source, joined nor derived columns; "
                          "declare them under features.joins[].select or features.derived")
@@ -83,6 +84,7 @@ def build_gold_table(spark: SparkSession, settings: Settings, *, force: bool = F
             return GoldTable(path, commit["version"], rows, False, lineage)
     frame = assemble_features(spark, settings, lineage)
     (frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+     .option("delta.enableChangeDataFeed", "true")  # incremental scoring reads gold's changes
      .option("userMetadata", json.dumps(lineage, sort_keys=True)).save(path))
     version = delta_version(spark, path)
     rows = spark.read.format("delta").option("versionAsOf", version).load(path).count()

@@ -1,37 +1,38 @@
 """Batch scoring: a registered model (fitted feature pipeline + xgboost) applied to a Delta table, written to
-a predictions Delta table where every row names its model version, run and source data version."""
+a predictions Delta table where every row names its model version, run, source data version and batch.
+
+A batch is (model version, source table, source versions read): scoring the same batch again replaces its rows
+(``replaceWhere`` on ``batch_id``), never duplicates them. ``incremental`` reads only the rows changed since
+the last scored version through the source's Change Data Feed and records the version it reached.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
 import mlflow
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from lakeforge.config import Settings
 from lakeforge.features import gold_path
+from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
+from lakeforge.score.predict import PREDICTION, predict_map_in_pandas, predict_transform
+from lakeforge.score.signature import SignatureMismatchError, check_signature
 from lakeforge.tables import delta_version
-from lakeforge.train.estimator import SCORE_COL, positive_probability
+from lakeforge.train import entity_key
 from lakeforge.train.registry import find_version, mlflow_client
 
 log = logging.getLogger(__name__)
-
-# MLflow signature type names -> the Spark types a column may have to satisfy them.
-_COMPATIBLE = {
-    "string": (T.StringType,),
-    "double": (T.DoubleType, T.FloatType, T.IntegerType, T.LongType, T.ShortType, T.DecimalType),
-    "float": (T.FloatType, T.IntegerType, T.ShortType),
-    "long": (T.LongType, T.IntegerType, T.ShortType),
-    "integer": (T.IntegerType, T.ShortType),
-    "boolean": (T.BooleanType,),
-}
+__all__ = ["ChangeDataFeedError", "EmptyInputError", "ScoreResult", "SignatureMismatchError", "check_signature",
+           "latest_scored", "predictions_path", "score_table"]
+ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
-class SignatureMismatchError(ValueError):
-    """The input table does not provide what the model's signature requires; nothing was written."""
+class EmptyInputError(ValueError):
+    """The input has no rows to score; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -44,99 +45,133 @@ class ScoreResult:
     run_id: str
     source_table: str
     source_version: int
+    batch_id: str | None = None
+    source_from_version: int | None = None
 
 
 def predictions_path(settings: Settings) -> str:
     return settings.storage.table_path("predictions", settings.score.table)
 
 
-def check_signature(frame: DataFrame, signature_inputs: list[dict], table: str, version: int) -> None:
-    """Every input column of the signature must exist in ``frame`` with a compatible type."""
-    fields = {f.name: f.dataType for f in frame.schema.fields}
-    problems = []
-    for spec in signature_inputs:
-        name, expected = spec["name"], spec["type"]
-        if name not in fields:
-            problems.append(f"column '{name}' is missing (expected {expected})")
-        elif not isinstance(fields[name], _COMPATIBLE.get(expected, ())):
-            problems.append(f"column '{name}' has type {fields[name].simpleString()}, expected {expected}")
-    if problems:
-        raise SignatureMismatchError(f"input {table} (Delta version {version}) does not match the model's "
-                                     f"signature: " + "; ".join(problems))
+def batch_id(model_name: str, model_version: int, source: str, from_version: int | None, to_version: int) -> str:
+    """Stable id of one scoring batch: the same model version on the same source versions gives the same id."""
+    spec = f"{model_name}|{model_version}|{source}|{'' if from_version is None else from_version}|{to_version}"
+    return hashlib.sha256(spec.encode()).hexdigest()[:20]
+
+
+def _last_scored_version(spark: SparkSession, target: str, name: str, version: int, source: str) -> int | None:
+    if delta_version(spark, target) is None:
+        return None
+    row = (spark.read.format("delta").load(target)
+           .where((F.col("model_name") == name) & (F.col("model_version") == version) & (F.col("source_table") == source))
+           .agg(F.max("source_version").alias("v")).first())
+    return None if row["v"] is None else int(row["v"])
 
 
 def score_table(
     spark: SparkSession,
     settings: Settings,
     *,
+    model_name: str | None = None,
     alias: str | None = "champion",
     version: int | None = None,
     input_path: str | None = None,
+    incremental: bool = False,
 ) -> ScoreResult:
     """Score the input table (the gold table by default) with the model named by alias or version.
 
-    Re-scoring with the same model version replaces that version's rows (``replaceWhere``): no duplicates.
+    The model, the input and its schema are checked before any scoring job; nothing is written on failure.
     """
-    name = settings.model.registered_name
+    name = model_name or settings.model.registered_name
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, name, alias=None if version is not None else alias, version=version)
     source = input_path or gold_path(settings)
     source_version = delta_version(spark, source)
     if source_version is None:
         raise FileNotFoundError(f"input {source} is not a Delta table; build it first (jobs/train.py builds gold)")
-    frame = spark.read.format("delta").option("versionAsOf", source_version).load(source)
-    if frame.isEmpty():
-        raise ValueError(f"input {source} (Delta version {source_version}) has no rows; nothing to score")
+    target = predictions_path(settings)
+    key = entity_key(settings)
+    from_version = _last_scored_version(spark, target, name, int(mv.version), source) if incremental else None
+    if from_version is not None and from_version >= source_version:
+        log.info("%s v%s already scored %s through version %s; nothing changed since", name, mv.version, source,
+                  from_version)
+        return ScoreResult(target, delta_version(spark, target), 0, name, int(mv.version), mv.run_id, source,
+                           source_version, None, from_version)
+    if from_version is None:
+        frame = spark.read.format("delta").option("versionAsOf", source_version).load(source)
+    else:
+        frame = changed_rows(spark, source, from_version, source_version, key)
 
     model_uri = f"models:/{name}/{mv.version}"
     signature = mlflow.models.get_model_info(model_uri).signature
     check_signature(frame, signature.inputs.to_dict(), source, source_version)
+    if from_version is None and frame.isEmpty():
+        raise EmptyInputError(f"input {source} (Delta version {source_version}) has no rows; nothing to score")
     model = mlflow.spark.load_model(model_uri)
 
     features = settings.features
-    key = list(settings.sources[features.base].primary_key)
-    wanted = [c for c in (*features.feature_columns, features.label) if c not in key]
+    classify = (mv.tags.get("task") or settings.model.task) == "classification"
+    label = features.label if features.label in frame.columns else None
+    wanted = [c for c in (*features.feature_columns, *([label] if label else [])) if c not in key]
     inputs = frame.select(*key, *[F.col(f"`{c}`").cast("double").alias(c) if c in features.numeric else F.col(f"`{c}`")
                                   for c in wanted])
-    scored = positive_probability(model.transform(inputs))
-    out = scored.select(
-        *key,
-        F.col(SCORE_COL).alias("probability"),
-        (F.col(SCORE_COL) >= settings.score.threshold).cast("int").alias("prediction"),
-        F.col(f"`{features.label}`").cast("int").alias("label"),
-        F.lit(name).alias("model_name"),
-        F.lit(int(mv.version)).alias("model_version"),
-        F.lit(mv.run_id).alias("run_id"),
-        F.lit(source).alias("source_table"),
-        F.lit(source_version).cast("long").alias("source_version"),
-        F.current_timestamp().alias("scored_at"),
-    )
-    target = predictions_path(settings)
-    (out.write.format("delta").mode("overwrite")
-     .option("replaceWhere", f"model_version = {int(mv.version)}")
-     .save(target))
+    batch = batch_id(name, int(mv.version), source, from_version, source_version)
+    previous_batch_rows = spark.conf.get(ARROW_BATCH, None)
+    spark.conf.set(ARROW_BATCH, str(settings.score.arrow_batch_rows))
+    try:
+        if settings.score.method == "map_in_pandas":
+            scored = predict_map_in_pandas(model, inputs, classify, [*key, *([label] if label else [])])
+        else:
+            scored = predict_transform(model, inputs, classify)
+        value = F.col(PREDICTION)
+        label_type = "int" if classify else "double"
+        outputs = ([value.alias("probability"), (value >= settings.score.threshold).cast("int").alias("prediction")]
+                   if classify else [F.lit(None).cast("double").alias("probability"), value.alias("prediction")])
+        out = scored.select(
+            *key,
+            *outputs,
+            (F.col(f"`{label}`") if label else F.lit(None)).cast(label_type).alias("label"),
+            F.lit(name).alias("model_name"),
+            F.lit(int(mv.version)).alias("model_version"),
+            F.lit(mv.run_id).alias("run_id"),
+            F.lit(source).alias("source_table"),
+            F.lit(source_version).cast("long").alias("source_version"),
+            F.lit(from_version).cast("long").alias("source_from_version"),
+            F.lit(batch).alias("batch_id"),
+            F.current_timestamp().alias("scored_at"),
+        )
+        (out.write.format("delta").mode("overwrite").option("replaceWhere", f"batch_id = '{batch}'")
+         .option("mergeSchema", "true").save(target))
+    finally:
+        if previous_batch_rows is None:
+            spark.conf.unset(ARROW_BATCH)
+        else:
+            spark.conf.set(ARROW_BATCH, previous_batch_rows)
     table_version = delta_version(spark, target)
     rows = (spark.read.format("delta").option("versionAsOf", table_version).load(target)
-            .where(F.col("model_version") == int(mv.version)).count())
-    log.info("scored %s rows of %s v%s with %s v%s into %s", rows, source, source_version, name, mv.version, target)
-    return ScoreResult(target, table_version, rows, name, int(mv.version), mv.run_id, source, source_version)
+            .where(F.col("batch_id") == batch).count())
+    log.info("scored %s rows of %s (versions %s..%s) with %s v%s into %s as batch %s", rows, source,
+             "start" if from_version is None else from_version + 1, source_version, name, mv.version, target, batch)
+    return ScoreResult(target, table_version, rows, name, int(mv.version), mv.run_id, source, source_version, batch,
+                       from_version)
 
 
-def latest_scored(spark: SparkSession, settings: Settings, *, alias: str | None = "champion",
-                  version: int | None = None) -> ScoreResult:
-    """The most recent scoring of the model named by alias or version, read back from the predictions table."""
-    name = settings.model.registered_name
+def latest_scored(spark: SparkSession, settings: Settings, *, model_name: str | None = None,
+                  alias: str | None = "champion", version: int | None = None) -> ScoreResult:
+    """The most recent scoring batch of the model named by alias or version, read back from the predictions table."""
+    name = model_name or settings.model.registered_name
     mv = find_version(mlflow_client(settings.mlflow), name, alias=None if version is not None else alias,
                       version=version)
     target = predictions_path(settings)
     table_version = delta_version(spark, target)
     if table_version is None:
         raise FileNotFoundError(f"no predictions table at {target}; run jobs/score.py first")
-    rows = (spark.read.format("delta").load(target).where(F.col("model_version") == int(mv.version))
-            .groupBy("source_table", "source_version", "run_id").agg(F.count(F.lit(1)).alias("rows"),
-                                                                     F.max("scored_at").alias("scored_at"))
+    rows = (spark.read.format("delta").load(target)
+            .where((F.col("model_name") == name) & (F.col("model_version") == int(mv.version)))
+            .groupBy("batch_id", "source_table", "source_version", "source_from_version", "run_id")
+            .agg(F.count(F.lit(1)).alias("rows"), F.max("scored_at").alias("scored_at"))
             .orderBy(F.col("scored_at").desc()).first())
     if rows is None:
         raise FileNotFoundError(f"{target} has no predictions of {name} version {mv.version}; score with it first")
     return ScoreResult(target, table_version, rows["rows"], name, int(mv.version), rows["run_id"],
-                       rows["source_table"], rows["source_version"])
+                       rows["source_table"], rows["source_version"], rows["batch_id"], rows["source_from_version"])

@@ -1,5 +1,6 @@
-"""Training: the gold table's time split, the Spark ML pipeline with ``xgboost.spark``, MLflow tracking with
-evaluation artifacts, registration as ``challenger``, and the registry gate that decides ``champion``."""
+"""Training: the gold table's split (time or stratified), optional k-fold cross-validation, the Spark ML
+pipeline with ``xgboost.spark`` (classifier or regressor, early stopping on validation rows), MLflow tracking
+with evaluation artifacts, registration as ``challenger``, and the registry gate that decides ``champion``."""
 
 from __future__ import annotations
 
@@ -19,16 +20,18 @@ from pyspark.sql import functions as F
 import lakeforge
 from lakeforge.config import Settings
 from lakeforge.features import GoldTable
-from lakeforge.train.checks import check_cluster, resolve_device, validate_params
-from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, assembled_features, build_pipeline, holdout_metrics,
-                                       positive_probability, time_split, with_label)
+from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
+from lakeforge.train.cv import cross_validate
+from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, VALIDATION_COL, assembled_features, build_pipeline,
+                                       holdout_metrics, positive_probability, with_label)
 from lakeforge.train.gate import CHAMPION, Promote, apply_gate, current_champion
 from lakeforge.train.registry import ensure_experiment, mlflow_client, versions_with_tags
-from lakeforge.train.report import feature_importance, log_evaluation_artifacts
+from lakeforge.train.report import feature_importance, log_evaluation_artifacts, log_regression_artifacts
 from lakeforge.train.search import run_search
+from lakeforge.train.splits import holdout_split, validation_flag
 
 log = logging.getLogger(__name__)
-__all__ = ["CHAMPION", "TrainResult", "config_hash", "train_model"]
+__all__ = ["CHAMPION", "TrainResult", "config_hash", "entity_key", "train_model"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     features, model = settings.features, settings.model
     validate_params(model.params)
     device = resolve_device(model.device, model.fallback_to_cpu)
-    check_cluster(spark, model.num_workers)
+    workers = check_cluster(spark, model.num_workers)
+    classify = model.task == "classification"
+    key = entity_key(settings)
     client = mlflow_client(settings.mlflow)
     lineage_tags = {"gold_table": gold.path, "gold_version": str(gold.version), "config_hash": config_hash(settings)}
     if not force:
@@ -88,58 +93,106 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
                                _is_champion(client, model.registered_name, int(mv.version)), False)
 
     frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), features)
-    train, test = time_split(frame, features)
+    _check_columns(frame.columns, gold, features, model, key)
+    train, test = holdout_split(frame, features, key, model.seed, classify)
     balance = train.agg(F.count(F.lit(1)).alias("rows"), F.sum(LABEL_COL).alias("positives")).first()
-    rows, positives = int(balance["rows"]), int(balance["positives"] or 0)
+    rows, positives = int(balance["rows"]), float(balance["positives"] or 0)
     if rows == 0 or test.isEmpty():
-        raise ValueError(f"features.split: test_from={features.split.test_from} on '{features.split.column}' "
-                         "leaves the train or the test split empty; pick a date inside the data")
+        raise ValueError(f"features.split ({_describe_split(features)}) leaves the train or the test split empty; "
+                         "pick a split inside the data")
+    if rows < 2 * workers:
+        raise TrainingConfigError(f"the training split has {rows} rows for {workers} xgboost.spark workers; a worker "
+                                  "would get an empty partition and stall the barrier stage; lower model.num_workers")
     params = dict(model.params)
     if params.get("scale_pos_weight") == "auto":
-        if positives == 0:
-            raise ValueError("model.params.scale_pos_weight is auto, but the training split has no positive rows")
+        if not classify or positives == 0:
+            raise ValueError("model.params.scale_pos_weight is auto, which needs a classifier and positive rows in the "
+                             "training split")
         params["scale_pos_weight"] = (rows - positives) / positives
+    metric = model.gate_metric
 
     experiment_id = ensure_experiment(client, settings.mlflow)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
-                         "lakeforge_version": lakeforge.__version__, "env": settings.env})
-        search = run_search(spark, features, model, train, params, device)
+                         "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task})
+        search = run_search(spark, features, model, train, params, device, key, workers)
         if search is not None:
             params = search.best_params
-            mlflow.log_metrics({"search_best_validation_auc": search.best_validation_auc, "search_trials": search.trials})
+            mlflow.log_metrics({f"search_best_validation_{metric}": search.best_validation_score,
+                                "search_trials": search.trials})
             mlflow.set_tag("search_strategy", search.strategy)
-        mlflow.log_params({**params, "num_workers": model.num_workers, "seed": model.seed, "device": device,
-                           "split_column": features.split.column, "test_from": features.split.test_from,
-                           "n_features": len(features.feature_columns)})
-        mlflow.log_metrics({"train_rows": rows, "train_positive_rate": positives / rows})
+        mlflow.log_params({**params, "num_workers": workers, "seed": model.seed, "device": device, "task": model.task,
+                           "split": _describe_split(features), "n_features": len(features.feature_columns),
+                           "weight_col": model.weight_col})
+        mlflow.log_metrics({"train_rows": rows, "test_rows": test.count(),
+                            **({"train_positive_rate": positives / rows} if classify else {})})
+        if features.split.cv_folds:
+            cross_validate(features, model, train, params, device, workers, key)
+        early_stopping = "early_stopping_rounds" in params
+        if early_stopping:
+            fraction = model.search.validation_fraction
+            train = train.withColumn(VALIDATION_COL, validation_flag(train, features, fraction, key, model.seed, classify))
         started = time.perf_counter()
-        fitted = build_pipeline(features, model, params=params, device=device).fit(train)
+        fitted = build_pipeline(features, model, params=params, device=device, num_workers=workers,
+                                validation=early_stopping).fit(train)
         mlflow.log_metric("fit_seconds", time.perf_counter() - started)
-        scored_test = positive_probability(fitted.transform(test)).persist()
+        booster = fitted.stages[-1].get_booster()
+        if early_stopping:
+            mlflow.log_metrics({"best_iteration": booster.best_iteration, "boosted_rounds": booster.num_boosted_rounds()})
+        output = SCORE_COL if classify else "prediction"
+        scored_test = fitted.transform(test)
+        scored_test = (positive_probability(scored_test) if classify else scored_test).persist()
         try:
-            metrics = holdout_metrics(scored_test)
+            metrics = holdout_metrics(scored_test, model.task)
             mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
-            evaluation = scored_test.select(LABEL_COL, SCORE_COL).toPandas()
+            evaluation = scored_test.select(LABEL_COL, output).toPandas()
         finally:
             scored_test.unpersist()
-        importance = feature_importance(fitted.stages[-1].get_booster(), assembled_features(features))
-        log_evaluation_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[SCORE_COL].to_numpy(),
-                                 settings.score.threshold, importance, metrics)
+        importance = feature_importance(booster, assembled_features(features))
+        if classify:
+            log_evaluation_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[output].to_numpy(),
+                                     settings.score.threshold, importance, metrics)
+        else:
+            log_regression_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[output].to_numpy(), importance,
+                                     metrics)
 
         example = test.select(*features.feature_columns).limit(5).toPandas()
-        example_out = positive_probability(fitted.transform(test.limit(5))).select(SCORE_COL).toPandas()
+        scored_example = fitted.transform(test.limit(5))
+        example_out = (positive_probability(scored_example) if classify else scored_example).select(output).toPandas()
         info = mlflow.spark.log_model(
             fitted, "model", signature=infer_signature(example, example_out), input_example=example,
             registered_model_name=model.registered_name, pip_requirements=_pip_requirements(),
         )
         version = int(info.registered_model_version)
-        for key, value in {**lineage_tags, "holdout_auc": f"{metrics['auc']:.6f}"}.items():
-            client.set_model_version_tag(model.registered_name, str(version), key, value)
-        decision = apply_gate(client, model, version, metrics["auc"], test, promote)
+        for tag, value in {**lineage_tags, f"holdout_{metric}": f"{metrics[metric]:.6f}", "task": model.task}.items():
+            client.set_model_version_tag(model.registered_name, str(version), tag, value)
+        decision = apply_gate(client, model, version, metrics[metric], test, promote)
         mlflow.log_dict(decision.as_dict(), "registry_gate.json")
         mlflow.set_tags({"promoted": str(decision.promoted).lower(), "gate_reason": decision.reason})
-        if decision.champion_auc is not None:
-            mlflow.log_metric("champion_holdout_auc", decision.champion_auc)
+        if decision.champion_score is not None:
+            mlflow.log_metric(f"champion_holdout_{metric}", decision.champion_score)
     return TrainResult(run.info.run_id, model.registered_name, version, metrics, decision.promoted, True,
                        decision.as_dict())
+
+
+def entity_key(settings: Settings) -> list[str]:
+    """The columns naming one gold row: the base source's primary key (the features if the base is undeclared)."""
+    base = settings.sources.get(settings.features.base)
+    return list(base.primary_key) if base is not None else list(settings.features.feature_columns)
+
+
+def _describe_split(features) -> str:
+    split = features.split
+    if split.kind == "time":
+        return f"time: {split.column} >= {split.test_from} is the holdout"
+    return f"stratified: {split.test_fraction} held out"
+
+
+def _check_columns(columns: list[str], gold: GoldTable, features, model, key: list[str]) -> None:
+    """Columns the split, weights and stratification need, checked on the schema before any job."""
+    wanted = {"features.split.column": features.split.column, "model.weight_col": model.weight_col}
+    wanted.update({f"key column {k}": k for k in key} if features.split.kind == "stratified" else {})
+    missing = [f"{what} '{c}'" for what, c in wanted.items() if c is not None and c not in columns]
+    if missing:
+        raise TrainingConfigError(f"gold table {gold.path} (version {gold.version}) has no {', '.join(missing)}; "
+                                  "declare the column under features.derived or a join's select")

@@ -1,23 +1,27 @@
-"""The Spark ML pipeline (categorical indexing, assembly, ``xgboost.spark``) and its holdout metrics."""
+"""The Spark ML pipeline (categorical indexing, assembly, ``xgboost.spark`` classifier or regressor) and its
+holdout metrics."""
 
 from __future__ import annotations
 
 from pyspark.ml import Pipeline
-from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.ml.evaluation import BinaryClassificationEvaluator, RegressionEvaluator
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from xgboost.spark import SparkXGBClassifier
+from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
 
 from lakeforge.config import FeatureSettings, ModelSettings
+from lakeforge.train.splits import time_split  # noqa: F401 - re-exported for monitoring
 
 FEATURES_COL = "features"
+VALIDATION_COL = "is_validation"
 LABEL_COL = "label"
 SCORE_COL = "probability_1"
 
 # Parameters lakeforge sets itself; a config that sets them would silently fight the pipeline.
-_RESERVED = {"features_col", "label_col", "num_workers", "random_state", "seed", "missing", "device"}
+_RESERVED = {"features_col", "label_col", "num_workers", "random_state", "seed", "missing", "device", "weight_col",
+             "validation_indicator_col"}
 
 
 def assembled_features(features: FeatureSettings) -> list[str]:
@@ -26,9 +30,12 @@ def assembled_features(features: FeatureSettings) -> list[str]:
 
 
 def build_pipeline(features: FeatureSettings, model: ModelSettings, *, params: dict | None = None,
-                   device: str = "cpu") -> Pipeline:
+                   device: str = "cpu", num_workers: int | None = None, validation: bool = False) -> Pipeline:
     """Index categoricals (unseen and null values get their own index), assemble with nulls kept as NaN
-    (xgboost's missing value), then the distributed xgboost classifier."""
+    (xgboost's missing value), then the distributed xgboost classifier or regressor (``model.task``).
+
+    With ``validation`` the rows flagged in ``is_validation`` are xgboost's evaluation set (early stopping
+    when ``early_stopping_rounds`` is among the params)."""
     params = dict(model.params if params is None else params)
     reserved = sorted(_RESERVED & set(params))
     if reserved:
@@ -41,8 +48,15 @@ def build_pipeline(features: FeatureSettings, model: ModelSettings, *, params: d
                                     handleInvalid="keep", stringOrderType="frequencyDesc"))
     stages.append(VectorAssembler(inputCols=indexed + list(features.numeric), outputCol=FEATURES_COL,
                                   handleInvalid="keep"))
-    stages.append(SparkXGBClassifier(features_col=FEATURES_COL, label_col=LABEL_COL, num_workers=model.num_workers,
-                                     random_state=model.seed, device=device, **{"verbose": False, **params}))
+    workers = num_workers if num_workers is not None else model.num_workers
+    if not isinstance(workers, int):
+        raise ValueError("model.num_workers is auto; resolve it against the cluster first (train.checks.check_cluster)")
+    extra = {"weight_col": model.weight_col} if model.weight_col else {}
+    if validation:
+        extra["validation_indicator_col"] = VALIDATION_COL
+    estimator = SparkXGBClassifier if model.task == "classification" else SparkXGBRegressor
+    stages.append(estimator(features_col=FEATURES_COL, label_col=LABEL_COL, num_workers=workers,
+                            random_state=model.seed, device=device, **{"verbose": False, **extra, **params}))
     return Pipeline(stages=stages)
 
 
@@ -55,19 +69,18 @@ def with_label(frame: DataFrame, features: FeatureSettings) -> DataFrame:
             .withColumn(LABEL_COL, F.col(f"`{features.label}`").cast("double")))
 
 
-def time_split(frame: DataFrame, features: FeatureSettings) -> tuple[DataFrame, DataFrame]:
-    """Rows before ``features.split.test_from`` (training) and from it on (holdout)."""
-    column = features.split.column
-    split_at = F.lit(features.split.test_from).cast(frame.schema[column].dataType)
-    return frame.where(F.col(column) < split_at), frame.where(F.col(column) >= split_at)
-
-
 def positive_probability(predictions: DataFrame) -> DataFrame:
     return predictions.withColumn(SCORE_COL, vector_to_array(F.col("probability"))[1])
 
 
-def holdout_metrics(predictions: DataFrame) -> dict[str, float]:
-    """AUC, PR-AUC and log loss of ``predictions`` (which carry ``label`` and ``probability``), on the cluster."""
+def holdout_metrics(predictions: DataFrame, task: str = "classification") -> dict[str, float]:
+    """Classification: AUC, PR-AUC and log loss of ``predictions`` (which carry ``label`` and ``probability``);
+    regression: RMSE, MAE and R2 of ``prediction``. Computed on the cluster."""
+    if task == "regression":
+        row = predictions.select(F.avg(LABEL_COL).alias("mean_label"), F.count(F.lit(1)).alias("rows")).first()
+        out = {m: RegressionEvaluator(labelCol=LABEL_COL, predictionCol="prediction", metricName=m).evaluate(predictions)
+               for m in ("rmse", "mae", "r2")}
+        return {**out, "mean_label": float(row["mean_label"]), "rows": float(row["rows"])}
     scored = positive_probability(predictions)
     roc = BinaryClassificationEvaluator(labelCol=LABEL_COL, rawPredictionCol=SCORE_COL, metricName="areaUnderROC")
     pr = BinaryClassificationEvaluator(labelCol=LABEL_COL, rawPredictionCol=SCORE_COL, metricName="areaUnderPR")
@@ -84,3 +97,8 @@ def holdout_metrics(predictions: DataFrame) -> dict[str, float]:
         "positive_rate": float(row["positive_rate"]),
         "rows": float(row["rows"]),
     }
+
+
+def better(metric: str, candidate: float, reference: float, margin: float = 0.0) -> bool:
+    """Whether ``candidate`` beats ``reference`` by ``margin`` on ``metric`` (AUC up, RMSE down)."""
+    return candidate >= reference + margin if metric == "auc" else candidate <= reference - margin

@@ -1,5 +1,6 @@
 """The registry gate: a new version is ``challenger``; it becomes ``champion`` only when it clears the
-absolute floor and beats the current champion, scored on the same holdout rows, by the configured margin."""
+absolute threshold and beats the current champion, scored on the same holdout rows, by the configured margin.
+The gate metric is AUC for a classifier (higher is better) and RMSE for a regressor (lower is better)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
 
 from lakeforge.config import ModelSettings
-from lakeforge.train.estimator import holdout_metrics
+from lakeforge.train.estimator import better, holdout_metrics
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -24,10 +25,11 @@ Promote = Literal["never", "gate", "always"]
 class GateDecision:
     version: int
     promote: str
-    challenger_auc: float
+    metric: str
+    challenger_score: float
     champion_version: int | None
-    champion_auc: float | None
-    min_auc: float
+    champion_score: float | None
+    threshold: float | None
     min_improvement: float
     promoted: bool
     reason: str
@@ -43,42 +45,48 @@ def current_champion(client: MlflowClient, name: str):
         return None
 
 
-def decide(version: int, challenger_auc: float, champion_version: int | None, champion_auc: float | None,
+def decide(version: int, challenger: float, champion_version: int | None, champion: float | None,
            model: ModelSettings, promote: Promote) -> GateDecision:
     """The promotion rule, on numbers alone."""
+    metric = model.gate_metric
+    threshold = model.min_auc if metric == "auc" else model.max_rmse
+    name = metric.upper()
+
     def decision(promoted: bool, reason: str) -> GateDecision:
-        return GateDecision(version, promote, challenger_auc, champion_version, champion_auc, model.min_auc,
+        return GateDecision(version, promote, metric, challenger, champion_version, champion, threshold,
                             model.min_improvement, promoted, reason)
 
     if promote == "never":
         return decision(False, "promotion disabled (--promote never)")
     if promote == "always":
         return decision(True, "promoted unconditionally (--promote always)")
-    if challenger_auc < model.min_auc:
-        return decision(False, f"holdout AUC {challenger_auc:.4f} is below model.min_auc {model.min_auc}")
-    if champion_auc is None:
-        return decision(True, f"no champion yet and AUC {challenger_auc:.4f} >= {model.min_auc}")
+    if metric == "auc" and challenger < threshold:
+        return decision(False, f"holdout AUC {challenger:.4f} is below model.min_auc {threshold}")
+    if metric == "rmse" and threshold is not None and challenger > threshold:
+        return decision(False, f"holdout RMSE {challenger:.4f} is above model.max_rmse {threshold}")
+    if champion is None:
+        return decision(True, f"no champion yet and {name} {challenger:.4f} passes the threshold")
     if champion_version == version:
         return decision(True, "already champion")
-    if challenger_auc >= champion_auc + model.min_improvement:
-        return decision(True, f"AUC {challenger_auc:.4f} beats champion v{champion_version} ({champion_auc:.4f}) by "
+    if better(metric, challenger, champion, model.min_improvement):
+        return decision(True, f"{name} {challenger:.4f} beats champion v{champion_version} ({champion:.4f}) by "
                               f">= {model.min_improvement}")
-    return decision(False, f"AUC {challenger_auc:.4f} does not beat champion v{champion_version} ({champion_auc:.4f}) "
+    return decision(False, f"{name} {challenger:.4f} does not beat champion v{champion_version} ({champion:.4f}) "
                            f"by {model.min_improvement}")
 
 
-def apply_gate(client: MlflowClient, model: ModelSettings, version: int, challenger_auc: float, holdout: DataFrame,
+def apply_gate(client: MlflowClient, model: ModelSettings, version: int, challenger: float, holdout: DataFrame,
                promote: Promote = "gate") -> GateDecision:
     """Alias ``version`` challenger, score the champion on ``holdout``, decide, move the aliases, log the decision."""
     name = model.registered_name
     client.set_registered_model_alias(name, CHALLENGER, str(version))
     champion = current_champion(client, name)
     champion_version = int(champion.version) if champion is not None else None
-    champion_auc = None
+    champion_score = None
     if champion is not None and champion_version != version and promote == "gate":
         champion_model = mlflow.spark.load_model(f"models:/{name}/{champion.version}")
-        champion_auc = holdout_metrics(champion_model.transform(holdout))["auc"]
-    result = decide(version, challenger_auc, champion_version, champion_auc, model, promote)
+        champion_score = holdout_metrics(champion_model.transform(holdout), model.task)[model.gate_metric]
+    result = decide(version, challenger, champion_version, champion_score, model, promote)
     if result.promoted:
         client.set_registered_model_alias(name, CHAMPION, str(version))
     log.info("registry gate for %s v%s: %s (%s)", name, version, "promoted" if result.promoted else "not promoted",

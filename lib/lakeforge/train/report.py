@@ -1,5 +1,6 @@
-"""What a person wants to look at after a training run, logged as MLflow artifacts: ROC, precision-recall and
-calibration curves, the confusion matrix at the scoring threshold, feature importance, and a metrics JSON."""
+"""What a person wants to look at after a training run, logged as MLflow artifacts: for a classifier ROC,
+precision-recall and calibration curves and the confusion matrix at the scoring threshold; for a regressor
+predicted against actual and the residuals; for both feature importance and a metrics JSON."""
 
 from __future__ import annotations
 
@@ -66,6 +67,16 @@ def log_evaluation_artifacts(labels: np.ndarray, scores: np.ndarray, threshold: 
     mlflow.log_figure(fig, "evaluation/confusion_matrix.png")
     plt.close(fig)
 
+    _log_importance(importance)
+    tn, fp, fn, tp = (int(x) for x in matrix.ravel())
+    report = {"holdout": metrics, "threshold": threshold,
+              "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+              "feature_importance_gain": importance}
+    mlflow.log_dict(report, "evaluation/metrics.json")
+    return report
+
+
+def _log_importance(importance: dict[str, float]) -> None:
     top = list(importance.items())[:25][::-1]
     fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(top))))
     ax.barh([k for k, _ in top], [v for _, v in top])
@@ -74,9 +85,25 @@ def log_evaluation_artifacts(labels: np.ndarray, scores: np.ndarray, threshold: 
     mlflow.log_figure(fig, "evaluation/feature_importance.png")
     plt.close(fig)
 
-    tn, fp, fn, tp = (int(x) for x in matrix.ravel())
-    report = {"holdout": metrics, "threshold": threshold,
-              "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-              "feature_importance_gain": importance}
+
+def log_regression_artifacts(labels: np.ndarray, predictions: np.ndarray, importance: dict[str, float],
+                             metrics: dict[str, float]) -> dict:
+    """Predicted against actual, the residual histogram, importance and the metrics JSON of a regressor."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(labels, predictions, s=2, alpha=0.3)
+    low, high = float(min(labels.min(), predictions.min())), float(max(labels.max(), predictions.max()))
+    ax.plot([low, high], [low, high], "--", color="grey")
+    ax.set(xlabel="actual", ylabel="predicted", title=f"Holdout: RMSE {metrics['rmse']:.3f}, R2 {metrics['r2']:.3f}")
+    mlflow.log_figure(fig, "evaluation/predicted_vs_actual.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.hist(predictions - labels, bins=50)
+    ax.set(xlabel="prediction - actual", ylabel="rows", title="Residuals (holdout)")
+    mlflow.log_figure(fig, "evaluation/residuals.png")
+    plt.close(fig)
+
+    _log_importance(importance)
+    report = {"holdout": metrics, "feature_importance_gain": importance}
     mlflow.log_dict(report, "evaluation/metrics.json")
     return report

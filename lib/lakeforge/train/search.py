@@ -8,8 +8,9 @@ Two strategies:
 * ``distributed``: plain ``Trials``. Each trial is itself an ``xgboost.spark`` fit across the cluster (a
   trial that is distributed cannot run inside SparkTrials: hyperopt#633). Best for data that needs the cluster.
 
-Trials are scored on a validation split cut from the *end* of the training period (never on the holdout), and
-each becomes a nested MLflow run. The same config, data version and seed give the same best parameters
+Trials are scored (AUC for a classifier, RMSE for a regressor) on validation rows of the training split (its
+latest share for a time split, a stratified seeded share otherwise; never the holdout), and each becomes a
+nested MLflow run. The same config, data version and seed give the same best parameters
 (``parallel`` with parallelism 1 and ``distributed``; with several trials at once TPE sees results in the
 order they finish).
 """
@@ -30,6 +31,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, ModelSettings, SearchSettings
 from lakeforge.train.estimator import FEATURES_COL, LABEL_COL, build_pipeline, holdout_metrics
+from lakeforge.train.splits import validation_flag
 
 INTEGER_PARAMS = {"n_estimators", "max_depth", "max_leaves", "max_bin", "num_parallel_tree"}
 
@@ -37,9 +39,10 @@ INTEGER_PARAMS = {"n_estimators", "max_depth", "max_leaves", "max_bin", "num_par
 @dataclass(frozen=True)
 class SearchResult:
     best_params: dict[str, Any]
-    best_validation_auc: float
+    best_validation_score: float
     trials: int
     strategy: str
+    metric: str = "auc"
 
 
 def hyperopt_space(space: dict[str, dict[str, list]]) -> dict[str, Any]:
@@ -71,19 +74,6 @@ def clean_params(params: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def split_validation(train: DataFrame, column: str, fraction: float) -> tuple[DataFrame, DataFrame]:
-    """The latest ``fraction`` of the training period (by ``column``) becomes the validation split."""
-    cut = train.approxQuantile(column, [1 - fraction], 0.001)[0] if train.schema[column].dataType.typeName() not in (
-        "date", "timestamp") else None
-    if cut is None:
-        as_number = F.unix_timestamp(F.col(column).cast("timestamp"))
-        cut_seconds = train.select(as_number.alias("t")).approxQuantile("t", [1 - fraction], 0.001)[0]
-        is_validation = as_number >= F.lit(cut_seconds)
-    else:
-        is_validation = F.col(column) >= F.lit(cut)
-    return train.where(~is_validation), train.where(is_validation)
-
-
 def _no_progress(evals: int):
     """Stop once the best finished trial is ``evals`` finished trials old. (hyperopt's own no_progress_loss reads
     the newest trial's loss, which SparkTrials may not have yet.)"""
@@ -94,30 +84,40 @@ def _no_progress(evals: int):
     return stop
 
 
-def _fit_auc_single_node(params: dict[str, Any], seed: int, data) -> float:
+def _fit_score_single_node(params: dict[str, Any], seed: int, task: str, data) -> float:
+    """Validation AUC (classification) or RMSE (regression) of a single-node xgboost fit."""
     import xgboost
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import mean_squared_error, roc_auc_score
 
     x_fit, y_fit, x_val, y_val = data
-    model = xgboost.XGBClassifier(**params, random_state=seed, n_jobs=1, missing=np.nan)
+    estimator = xgboost.XGBClassifier if task == "classification" else xgboost.XGBRegressor
+    model = estimator(**params, random_state=seed, n_jobs=1, missing=np.nan)
     model.fit(x_fit, y_fit)
-    return float(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))
+    if task == "classification":
+        return float(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))
+    return float(np.sqrt(mean_squared_error(y_val, model.predict(x_val))))
 
 
 def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSettings, train: DataFrame,
-               base_params: dict[str, Any], device: str) -> SearchResult | None:
+               base_params: dict[str, Any], device: str, key: list[str], num_workers: int) -> SearchResult | None:
     """Search ``model.search.space`` around ``base_params``; logs one nested MLflow run per trial."""
     search: SearchSettings = model.search
     if search.strategy == "none" or not search.space:
         return None
-    fit, validation = split_validation(train, features.split.column, search.validation_fraction)
+    # Early stopping belongs to the final fit; trials compare complete boosters.
+    given_params, base_params = base_params, {k: v for k, v in base_params.items() if k != "early_stopping_rounds"}
+    classify = model.task == "classification"
+    is_validation = validation_flag(train, features, search.validation_fraction, key, model.seed, classify)
+    fit, validation = train.where(~is_validation), train.where(is_validation)
     rstate = np.random.default_rng(model.seed)
     early_stop = _no_progress(search.no_progress_evals) if search.no_progress_evals else None
+    sign = -1.0 if classify else 1.0  # hyperopt minimises: -AUC, RMSE
+    metric = model.gate_metric
 
     if search.strategy == "parallel":
         from hyperopt import SparkTrials
 
-        encoder = Pipeline(stages=build_pipeline(features, model, params=base_params).getStages()[:-1]).fit(fit)
+        encoder = Pipeline(stages=build_pipeline(features, model, params=base_params, num_workers=num_workers).getStages()[:-1]).fit(fit)
 
         def arrays(frame: DataFrame, limit: int):
             rows = encoder.transform(frame).select(FEATURES_COL, LABEL_COL)
@@ -128,13 +128,13 @@ def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSetti
         x_fit, y_fit = arrays(fit, search.sample_rows)
         x_val, y_val = arrays(validation, max(search.sample_rows // 4, 100))
         shared = spark.sparkContext.broadcast((x_fit, y_fit, x_val, y_val))
-        seed = model.seed
+        seed, task = model.seed, model.task
 
         def objective(sampled: dict[str, Any]) -> dict[str, Any]:
             params = {**base_params, **clean_params(sampled)}
             started = time.time()
-            auc = _fit_auc_single_node(params, seed, shared.value)
-            return {"loss": -auc, "status": STATUS_OK, "duration": time.time() - started}
+            score = _fit_score_single_node(params, seed, task, shared.value)
+            return {"loss": sign * score, "status": STATUS_OK, "duration": time.time() - started}
 
         trials = SparkTrials(parallelism=search.parallelism, spark_session=spark)
     else:
@@ -143,9 +143,9 @@ def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSetti
         def objective(sampled: dict[str, Any]) -> dict[str, Any]:
             params = {**base_params, **clean_params(sampled)}
             started = time.time()
-            fitted = build_pipeline(features, model, params=params, device=device).fit(fit)
-            auc = holdout_metrics(fitted.transform(validation))["auc"]
-            return {"loss": -auc, "status": STATUS_OK, "duration": time.time() - started}
+            fitted = build_pipeline(features, model, params=params, device=device, num_workers=num_workers).fit(fit)
+            score = holdout_metrics(fitted.transform(validation), model.task)[metric]
+            return {"loss": sign * score, "status": STATUS_OK, "duration": time.time() - started}
 
         trials = Trials()
     try:
@@ -158,12 +158,13 @@ def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSetti
         else:
             fit.unpersist()
             validation.unpersist()
-    _log_trials(trials, search)
+    _log_trials(trials, search, metric, sign)
     best_params = clean_params(space_eval(hyperopt_space(search.space), best))
-    return SearchResult({**base_params, **best_params}, -min(trials.losses()), len(trials.trials), search.strategy)
+    return SearchResult({**given_params, **best_params}, sign * min(trials.losses()), len(trials.trials),
+                        search.strategy, metric)
 
 
-def _log_trials(trials, search: SearchSettings) -> None:
+def _log_trials(trials, search: SearchSettings, metric: str, sign: float) -> None:
     """One nested run per trial, logged from the driver (workers need no access to the tracking store)."""
     experiment_id = mlflow.active_run().info.experiment_id
     for number, trial in enumerate(trials.trials):
@@ -173,5 +174,6 @@ def _log_trials(trials, search: SearchSettings) -> None:
         with mlflow.start_run(run_name=f"trial-{number:03d}", nested=True, experiment_id=experiment_id):
             mlflow.log_params({**params, "strategy": search.strategy})
             if result.get("status") == STATUS_OK:
-                mlflow.log_metrics({"validation_auc": -result["loss"], "duration_seconds": result.get("duration", 0.0)})
+                mlflow.log_metrics({f"validation_{metric}": sign * result["loss"],
+                                    "duration_seconds": result.get("duration", 0.0)})
             mlflow.set_tag("trial_status", result.get("status", "unknown"))

@@ -1,0 +1,137 @@
+"""Scoring benchmark: lakeforge's scoring job (read Delta, score, write the predictions Delta table) against the
+single-process limit on the same rows and model (pyarrow reads the table's Parquet files, xgboost
+``inplace_predict``, pyarrow writes Parquet).
+
+    .venv/bin/python bench/score.py [--rows 100000 1000000 3000000] [--batch-rows 1000 10000 50000]
+
+The model is the demo's (trained here by lakeforge on the bundled data, 200 trees, depth 6, no search); the input
+is the demo's gold table repeated with shifted years (keys stay unique) to each size. Both prediction paths
+(``transform``: the pipeline's own Spark transform; ``map_in_pandas``: booster on Arrow batches) are timed at each
+Arrow batch size. Results: bench/results/score.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from common import ROOT, THREADS, bench_session, bench_settings, demo_gold
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from lakeforge.config import SearchSettings  # noqa: E402
+from lakeforge.score import score_table  # noqa: E402
+from lakeforge.train import entity_key, train_model  # noqa: E402
+
+
+def timed(action):
+    start = time.perf_counter()
+    value = action()
+    return time.perf_counter() - start, value
+
+
+def build_input(spark, gold_path: str, rows: int, target: str) -> None:
+    """The gold rows repeated with the year shifted by the copy number, cut to ``rows``."""
+    gold = spark.read.format("delta").load(gold_path)
+    base = gold.count()
+    copies = -(-rows // base)
+    frame = gold.withColumn("_copy", F.explode(F.sequence(F.lit(0), F.lit(copies - 1))))
+    frame = frame.withColumn("year", F.col("year") + F.col("_copy") * 10).drop("_copy").limit(rows)
+    frame.repartition(THREADS).write.format("delta").mode("overwrite").save(target)
+
+
+def single_process(spark, model, features, key, source: str, out_dir: Path, threshold: float) -> float:
+    """pyarrow read -> categorical codes as StringIndexer made them -> inplace_predict -> pyarrow write."""
+    *indexers, assembler, xgb_model = model.stages
+    labels = {}
+    for indexer in indexers:
+        for column, values in zip(indexer.getInputCols(), indexer.labelsArray):
+            labels[column] = values
+    booster = xgb_model.get_booster()
+    booster.set_param({"nthread": THREADS})
+    files = spark.read.format("delta").load(source).inputFiles()
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+
+    def run() -> None:
+        table = pq.read_table([f.removeprefix("file:") for f in files])
+        columns = []
+        for name in assembler.getInputCols():
+            if name.endswith("__idx"):
+                raw = name[: -len("__idx")]
+                lookup = pa.array(labels[raw])
+                index = pc.index_in(table[raw], value_set=lookup)
+                columns.append(pc.fill_null(index, len(labels[raw])).to_numpy(zero_copy_only=False).astype(np.float32))
+            else:
+                columns.append(table[name].cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float32))
+        x = np.column_stack(columns)
+        probability = booster.inplace_predict(x, missing=np.nan)
+        result = table.select(key).append_column("probability", pa.array(probability.astype(np.float64)))
+        result = result.append_column("prediction", pa.array((probability >= threshold).astype(np.int32)))
+        pq.write_table(result, out_dir / "predictions.parquet")
+
+    seconds, _ = timed(run)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
+    parser.add_argument("--batch-rows", type=int, nargs="+", default=[1_000, 10_000, 50_000])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/lakeforge-bench-score"))
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "score.json")
+    args = parser.parse_args()
+    shutil.rmtree(args.workdir, ignore_errors=True)
+
+    settings = bench_settings(args.workdir, "bench-score", search=SearchSettings(strategy="none"))
+    spark = bench_session(settings)
+    import mlflow
+
+    gold = demo_gold(spark, settings)
+    trained = train_model(spark, settings, gold)
+    model = mlflow.spark.load_model(f"models:/{trained.model_name}/{trained.model_version}")
+    key = entity_key(settings)
+
+    results = []
+    for rows in args.rows:
+        source = str(args.workdir / f"input_{rows}")
+        build_input(spark, gold.path, rows, source)
+        single = single_process(spark, model, settings.features, key, source, args.workdir / "single_out",
+                                settings.score.threshold)
+        entry = {"rows": rows, "single_process_s": round(single, 2), "job": []}
+        for method in ("transform", "map_in_pandas"):
+            for batch in args.batch_rows:
+                variant = settings.model_copy(update={
+                    "score": settings.score.model_copy(update={"method": method, "arrow_batch_rows": batch}),
+                    "storage": settings.storage.model_copy(update={"root": str(args.workdir / f"out_{method}_{batch}")})})
+                seconds, result = timed(lambda: score_table(spark, variant, input_path=source))
+                assert result.rows_written == rows, (result.rows_written, rows)
+                entry["job"].append({"method": method, "arrow_batch_rows": batch, "seconds": round(seconds, 2),
+                                     "time_vs_single": round(seconds / single, 2),
+                                     "throughput_vs_single": round(single / seconds, 3)})
+                print(json.dumps({"rows": rows, **entry["job"][-1]}), flush=True)
+                shutil.rmtree(args.workdir / f"out_{method}_{batch}", ignore_errors=True)
+        best = min(entry["job"], key=lambda j: j["seconds"])
+        entry["best"] = best
+        results.append(entry)
+        shutil.rmtree(source, ignore_errors=True)
+    spark.stop()
+    summary = {"machine": {"cores": os.cpu_count(), "spark_master": f"local[{THREADS}]"},
+               "model": {"trees": settings.model.params.get("n_estimators"), "depth": settings.model.params.get("max_depth")},
+               "results": results}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

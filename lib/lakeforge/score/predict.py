@@ -1,0 +1,54 @@
+"""Two ways to apply a fitted lakeforge pipeline (StringIndexer -> VectorAssembler -> xgboost.spark model):
+
+* ``transform``: the pipeline's own Spark transform (xgboost.spark's pandas UDF over the assembled vectors);
+* ``map_in_pandas``: the indexers run in the JVM, then ``mapInPandas`` hands Arrow batches of the plain
+  feature columns to the booster's ``inplace_predict``, skipping the vector column and its conversion.
+
+Both give the same numbers (the assembler keeps nulls as NaN, xgboost's missing value); ``bench/score.py``
+measures which is faster, and ``score.method`` picks one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import VectorAssembler
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakeforge.train.estimator import SCORE_COL, positive_probability
+
+PREDICTION = "raw_prediction"
+
+
+def predict_transform(fitted: PipelineModel, frame: DataFrame, classify: bool) -> DataFrame:
+    """``frame`` plus ``raw_prediction``: P(class 1) of a classifier, the value of a regressor."""
+    scored = fitted.transform(frame)
+    if classify:
+        return positive_probability(scored).withColumn(PREDICTION, F.col(SCORE_COL))
+    return scored.withColumn(PREDICTION, F.col("prediction"))
+
+
+def predict_map_in_pandas(fitted: PipelineModel, frame: DataFrame, classify: bool, keep: list[str]) -> DataFrame:
+    """The ``keep`` columns of ``frame`` plus ``raw_prediction``, through the booster on Arrow batches."""
+    *indexers, assembler, xgb_model = fitted.stages
+    if not isinstance(assembler, VectorAssembler):
+        raise TypeError(f"map_in_pandas scoring expects ... -> VectorAssembler -> xgboost; got {type(assembler).__name__}")
+    inputs = list(assembler.getInputCols())
+    indexed = PipelineModel(stages=indexers).transform(frame) if indexers else frame
+    booster_bytes = bytes(xgb_model.get_booster().save_raw("ubj"))
+    shared = frame.sparkSession.sparkContext.broadcast(booster_bytes)
+    schema = indexed.select(*keep).schema.add(PREDICTION, "double")
+
+    def predict(batches):
+        import xgboost
+
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(shared.value))
+        for pdf in batches:
+            x = pdf[inputs].to_numpy(dtype=np.float32, na_value=np.nan)
+            values = booster.inplace_predict(x, missing=np.nan) if len(pdf) else np.empty(0)
+            yield pdf[keep].assign(**{PREDICTION: np.asarray(values, dtype=np.float64)})
+
+    columns = [F.col(f"`{c}`") for c in dict.fromkeys([*keep, *inputs])]
+    return indexed.select(*columns).mapInPandas(predict, schema)

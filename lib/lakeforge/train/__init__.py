@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 import lakeforge
 from lakeforge.config import Settings
 from lakeforge.features import GoldTable
+from lakeforge.monitor.profile import log_baseline_profile
 from lakeforge.train.checks import check_cluster, resolve_device, validate_params
 from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, assembled_features, build_pipeline, holdout_metrics,
                                        positive_probability, time_split, with_label)
@@ -123,6 +124,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
             evaluation = scored_test.select(LABEL_COL, SCORE_COL).toPandas()
         finally:
             scored_test.unpersist()
+        log_baseline_profile(fitted, train, features, settings.monitor)  # monitoring/baseline_profile.json
         importance = feature_importance(fitted.stages[-1].get_booster(), assembled_features(features))
         log_evaluation_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[SCORE_COL].to_numpy(),
                                  settings.score.threshold, importance, metrics)

@@ -253,8 +253,10 @@ def monitored(spark, tmp_path_factory):
     steady_rows, steady_labels = _flights(2, range(10_000, 12_000), dt.date(2024, 4, 1), 61)
     shifted_rows, shifted_labels = _flights(3, range(20_000, 22_000), dt.date(2024, 6, 1), 30, temp_mean=30.0,
                                             carriers=["UA", "WN"], weights=[0.7, 0.3], humid_nulls=0.3)
-    steady = _save(spark, steady_rows, SCHEMA, str(lake / "silver" / "steady"))
-    shifted = _save(spark, shifted_rows, SCHEMA, str(lake / "silver" / "shifted"))
+    # score_table reads the label column: the batches carry it, not yet known (null)
+    unlabelled = SCHEMA + ", is_delayed int"
+    steady = _save(spark, [(*r, None) for r in steady_rows], unlabelled, str(lake / "silver" / "steady"))
+    shifted = _save(spark, [(*r, None) for r in shifted_rows], unlabelled, str(lake / "silver" / "shifted"))
     labels_path = str(lake / "silver" / "labels")
     _save(spark, [(i, None, d) for i, _, d in steady_labels], "id long, is_delayed int, flight_date date", labels_path)
 
@@ -343,8 +345,10 @@ def test_rerunning_a_batch_replaces_its_rows(spark, monitored):
 def test_realised_performance_per_window_matches_sklearn(spark, monitored):
     settings = monitored["settings"]
     _, steady, scored = monitored["steady"]
-    predictions = (spark.read.format("delta").load(scored.table).where(F.col("source_table") == scored.source_table)
+    # scoring the shifted batch replaced these predictions (replaceWhere model_version): read the steady version
+    predictions = (spark.read.format("delta").option("versionAsOf", scored.table_version).load(scored.table)
                    .select("id", "probability").toPandas())
+    assert len(predictions) == 2000
     labels = spark.read.format("delta").load(settings.monitor.performance.labels_table).toPandas()
     joined = predictions.merge(labels, on="id")
     joined["window"] = pd.to_datetime(joined.flight_date).dt.to_period("M").dt.start_time.dt.date.astype(str)
@@ -403,3 +407,29 @@ def test_the_html_report_is_self_contained_and_names_every_feature(spark, monito
         _metrics(spark, out).query("feature == 'temp' and metric == 'psi'").value.item())
     assert {a.path for a in client.list_artifacts(out["mlflow_run_id"], "monitoring")} == {
         "monitoring/report.html", "monitoring/metrics.json"}
+
+
+def test_a_model_without_a_baseline_profile_is_a_clear_error(tmp_path):
+    from lakeforge.monitor.profile import load_baseline_profile
+    from lakeforge.train.registry import ensure_experiment
+
+    settings = settings_for(tmp_path)
+    client = mlflow_client(settings.mlflow)
+    run = client.create_run(ensure_experiment(client, settings.mlflow))
+    with pytest.raises(FileNotFoundError) as err:
+        load_baseline_profile(run.info.run_id, "m", 4)
+    assert str(err.value) == (f"model m version 4 (run {run.info.run_id}) has no monitoring/baseline_profile.json: it "
+                              "was trained before baseline profiles were logged; retrain it (jobs/train.py --force) "
+                              "to monitor it")
+
+
+def test_a_labels_table_without_the_window_column_is_a_clear_error(spark):
+    from lakeforge.monitor.performance import labelled_predictions
+
+    predictions = spark.createDataFrame([(1, 0.3)], "id long, probability double")
+    labels = spark.createDataFrame([(1, 1)], "id long, is_delayed int")
+    with pytest.raises(ValueError) as err:
+        labelled_predictions(predictions, labels, ["id"], "is_delayed", "flight_date", "month", "/lake/gold/x")
+    assert str(err.value) == ("labels table /lake/gold/x lacks column(s) ['flight_date'] (it has ['id', 'is_delayed']); "
+                              "set monitor.performance.labels_table / label / window_column to a table that has the "
+                              "entity key ['id'], the label and the window column")

@@ -77,6 +77,8 @@ def test_thresholds_are_validated():
         MonitorSettings(feature_thresholds={"temp": {"chi2_p_value": {"alert": 2}}})
     with pytest.raises(ValidationError, match="feature_thresholds.temp"):
         MonitorSettings(feature_thresholds={"temp": {"kss": {"alert": 0.2}}})
+    with pytest.raises(ValidationError, match=r"ks_bins \(100\) must be a multiple of bins \(7\)"):
+        MonitorSettings(bins=7)
     settings = MonitorSettings(feature_thresholds={"precip": {"psi": {"warn": 0.2, "alert": 0.5}}})
     assert settings.threshold("psi", "precip") == Threshold(warn=0.2, alert=0.5)
     assert settings.threshold("psi", "temp") == Threshold(warn=0.1, alert=0.25)

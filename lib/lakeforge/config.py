@@ -310,7 +310,7 @@ class PerformanceSettings(_Frozen):
 class MonitorSettings(_Frozen):
     table: str = Field("monitoring_metrics", description="Delta table under <storage.root>/monitoring/")
     bins: int = Field(10, ge=2, description="PSI bins: quantiles of the training split")
-    ks_bins: int = Field(100, ge=10, description="fine quantile bins the KS statistic is read from")
+    ks_bins: int = Field(100, ge=10, description="fine quantile bins the KS statistic is read from (a multiple of bins)")
     top_categories: int = Field(20, ge=1, description="categories kept per feature; the rest are pooled as other")
     thresholds: MonitorThresholds = MonitorThresholds()
     feature_thresholds: dict[str, dict[Literal[FEATURE_METRICS], Threshold]] = Field(  # type: ignore[valid-type]
@@ -322,6 +322,9 @@ class MonitorSettings(_Frozen):
 
     @model_validator(mode="after")
     def _overrides_ordered(self) -> "MonitorSettings":
+        if self.ks_bins % self.bins:
+            raise ValueError(f"ks_bins ({self.ks_bins}) must be a multiple of bins ({self.bins}): the PSI edges are "
+                             "every (ks_bins / bins)-th fine edge")
         for feature, levels in self.feature_thresholds.items():
             for metric, level in levels.items():
                 try:

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mlflow.entities import Metric
 from pyspark.sql import DataFrame, SparkSession
@@ -30,7 +31,7 @@ from lakeforge.monitor.profile import PREDICTION, build_profile, count_like, loa
 from lakeforge.monitor.report import render_report
 from lakeforge.monitor.stats import EPSILON, ColumnDrift, compare, population_stability_index, status
 from lakeforge.score import ScoreResult
-from lakeforge.tables import delta_version
+from lakeforge.tables import delta_version, retry_on_conflict
 from lakeforge.train.registry import ensure_experiment, find_version, mlflow_client
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,11 @@ def _row(batch: dict, cfg: MonitorSettings, kind: str, feature: str, metric: str
             "warn_threshold": level.warn, "threshold": level.alert, "status": status(name, float(value), level)}
 
 
+def perf_label(settings: Settings) -> str:
+    """The ``feature`` of performance rows: the label column they are measured against."""
+    return settings.monitor.performance.label or settings.features.label
+
+
 def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame, key: list[str]
                  ) -> list[WindowPerformance]:
     perf = settings.monitor.performance
@@ -124,7 +130,7 @@ def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame
 def _write_text(spark: SparkSession, path: str, text: str) -> None:
     """Write a file on the lakehouse's file system (local paths directly, URIs through Hadoop's FileSystem)."""
     if "://" not in path or path.startswith("file:"):
-        local = Path(path.removeprefix("file://") if path.startswith("file://") else path)
+        local = Path(urlparse(path).path if path.startswith("file:") else path)
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(text, encoding="utf-8")
         return
@@ -211,8 +217,8 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
     frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in SCHEMA.split(", ")) for r in rows], SCHEMA)
     where = (f"model_name = {_sql_string(scored.model_name)} AND model_version = {int(scored.model_version)} "
              f"AND batch_id = {_sql_string(batch_id)}")
-    (frame.withColumn("computed_at", F.current_timestamp())
-     .write.format("delta").mode("overwrite").option("replaceWhere", where).save(target))
+    retry_on_conflict(lambda: frame.withColumn("computed_at", F.current_timestamp()).write.format("delta")
+                      .mode("overwrite").option("replaceWhere", where).save(target), what=f"write {target}")
     table_version = delta_version(spark, target)
 
     computed = {**batch, "computed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -241,8 +247,3 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
                          scored.source_table, int(scored.source_version), len(rows),
                          {d.name: d.metrics["psi"] for d in drifts if d.kind != "prediction"}, alerts, warnings,
                          sum(1 for w in windows if w.window_start is not None), path, run_id, delivered)
-
-
-def perf_label(settings: Settings) -> str:
-    """The ``feature`` of performance rows: the label column they are measured against."""
-    return settings.monitor.performance.label or settings.features.label

@@ -85,13 +85,10 @@ def count_bins(frame: DataFrame, numeric: dict[str, list[float]], categorical: d
 
 
 def coarse_edges(fine: list[float], quantiles: list[float], fine_bins: int, bins: int) -> list[float]:
-    """The PSI edges: the fine quantiles at probabilities i/bins (computed in the same pass, so each is a fine edge)."""
-    step = fine_bins // bins if fine_bins % bins == 0 else None
-    if step is not None:
-        picked = [quantiles[i * step - 1] for i in range(1, bins)]
-    else:  # fall back to the nearest fine quantile
-        picked = [quantiles[round(i * fine_bins / bins) - 1] for i in range(1, bins)]
-    return sorted(set(picked) & set(fine))
+    """The PSI edges: the quantiles at probabilities i/bins, computed in the same pass as the fine ones (at
+    i/fine_bins), so each is one of the fine edges."""
+    step = fine_bins // bins
+    return sorted({quantiles[i * step - 1] for i in range(1, bins)} & set(fine))
 
 
 def _numeric_entry(edges: list[float], psi_edges: list[float], counts: dict[str, int]) -> dict[str, Any]:

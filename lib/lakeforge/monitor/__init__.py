@@ -122,8 +122,7 @@ def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame
         raise FileNotFoundError(f"labels table {table} is not a Delta table; set monitor.performance.labels_table "
                                 "to a table with the entity key, the label and the window column")
     labels = spark.read.format("delta").load(table)
-    rows = labelled_predictions(predictions, labels, key, perf.label or settings.features.label, perf.window_column,
-                                perf.window, table)
+    rows = labelled_predictions(predictions, labels, key, perf_label(settings), perf.window_column, perf.window, table)
     return realised_performance(rows, perf.calibration_bins)
 
 
@@ -187,6 +186,11 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, scored.model_name, version=scored.model_version)
     profile = load_baseline_profile(mv.run_id, scored.model_name, scored.model_version)
+    unprofiled = [c for c in features.feature_columns if c not in profile["features"]]
+    if unprofiled:
+        raise ValueError(f"the baseline profile of {scored.model_name} v{scored.model_version} has no feature(s) "
+                         f"{unprofiled}: the model was trained with other features; monitor with the features it "
+                         "was trained on, or retrain it")
     batch_id = f"{scored.source_table}@v{scored.source_version}"
     batch = {"batch_id": batch_id, "model_name": scored.model_name, "model_version": int(scored.model_version),
              "run_id": mv.run_id, "source_table": scored.source_table, "source_version": int(scored.source_version)}

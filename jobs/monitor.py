@@ -1,8 +1,10 @@
-"""Compute feature drift (PSI) of the latest scored batch against the model's training rows.
+"""Monitor the latest scored batch of a model: drift against its baseline profile, realised performance.
 
     ./spark-submit.sh monitor --env local [--alias champion | --version N]
 
-Exits 3 when a feature's PSI reaches monitor.psi_alert, so a scheduler marks the run failed.
+Writes the metrics to the monitor.table Delta table, a monitoring run and an HTML report to MLflow (the report
+also under <storage.root>/monitoring/reports/). Exits 3 when a metric reaches its alert level (monitor.thresholds),
+so a scheduler marks the run failed; the alert is also a JSON log line and, when set, a POST to monitor.webhook_url.
 """
 
 import json
@@ -33,7 +35,7 @@ def main(argv=None) -> int:
             result = monitor_drift(spark, settings, scored)
         finally:
             spark.stop()
-        print(json.dumps(asdict(result)))
+        print(json.dumps(asdict(result), default=str))
         return EXIT_DRIFT_ALERT if result.alerts else 0
 
     return run_job(job, args.log_level)

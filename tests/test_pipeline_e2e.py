@@ -136,12 +136,23 @@ def test_every_flight_is_scored_once_with_lineage(spark, runs):
     assert predictions.where((F.col("probability") < 0) | (F.col("probability") > 1)).count() == 0
 
 
-def test_drift_is_written_per_feature(spark, runs):
+def test_monitoring_metrics_are_written_per_feature_and_month(spark, runs):
     settings, _, first, _ = runs
-    drift = spark.read.format("delta").load(first.drift.table)
-    assert drift.count() == len(settings.features.feature_columns)
-    assert {r["feature"] for r in drift.collect()} == set(settings.features.feature_columns)
-    assert drift.where("value < 0").count() == 0
+    metrics = spark.read.format("delta").load(first.drift.table)
+    assert metrics.count() == first.drift.rows_written
+    assert [r[0] for r in metrics.select("batch_id").distinct().collect()] == [first.scored.batch_id]
+    psi = {r["feature"]: r["kind"] for r in metrics.where("metric = 'psi'").collect()}
+    assert psi == {**{c: "categorical" for c in settings.features.categorical},
+                   **{c: "numeric" for c in settings.features.numeric}, "probability": "prediction"}
+    assert metrics.where("metric IN ('psi', 'ks', 'null_rate_delta') AND value < 0").count() == 0
+    # every flight of 2013 is scored and its label is in gold: realised AUC per month of flight_date, and overall
+    auc = metrics.where("kind = 'performance' AND metric = 'auc'").collect()
+    assert sorted(str(r["window_start"]) for r in auc if r["window_start"]) == [f"2013-{m:02d}-01" for m in range(1, 13)]
+    assert sum(r["window_start"] is None for r in auc) == 1 and first.drift.windows == 12
+    assert all(0.5 < r["value"] <= 1.0 for r in auc)
+    client = mlflow_client(settings.mlflow)
+    assert client.get_run(first.drift.mlflow_run_id).data.tags["model_version"] == str(first.trained.model_version)
+    assert Path(first.drift.report_path).is_file()
 
 
 def test_second_run_reuses_model_and_duplicates_nothing(spark, runs):
@@ -151,7 +162,7 @@ def test_second_run_reuses_model_and_duplicates_nothing(spark, runs):
     assert all(not r.bronze_appended and not r.silver_merged for r in second.ingested)
     assert {r.source: r.rows_read for r in second.ingested}["airports"] == 0  # nothing above the watermark
     assert spark.read.format("delta").load(second.scored.table).count() == counts["flights"]
-    assert spark.read.format("delta").load(second.drift.table).count() == len(settings.features.feature_columns)
+    assert spark.read.format("delta").load(second.drift.table).count() == first.drift.rows_written  # replaced
 
 
 def test_tables_open_with_another_delta_reader(spark, runs):

@@ -11,7 +11,7 @@ from lakeforge.config import Settings
 from lakeforge.demo_data import stage_demo_data
 from lakeforge.features import GoldTable, build_gold_table
 from lakeforge.ingest import IngestResult, ingest_source, silver_path
-from lakeforge.monitor import DriftResult, monitor_drift
+from lakeforge.monitor import MonitorResult, monitor_drift
 from lakeforge.score import ScoreResult, score_table
 from lakeforge.train import TrainResult, train_model
 
@@ -24,7 +24,7 @@ class PipelineResult:
     gold: GoldTable
     trained: TrainResult
     scored: ScoreResult
-    drift: DriftResult
+    drift: MonitorResult
 
 
 def run_pipeline(
@@ -62,8 +62,8 @@ def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:
     lines.append(f"  gold             {result.gold.rows:>8,} rows  v{result.gold.version}  {result.gold.path}")
     lines.append(f"  predictions      {result.scored.rows_written:>8,} rows  v{result.scored.table_version}  "
                  f"{result.scored.table}")
-    lines.append(f"  drift            {len(result.drift.features):>8,} rows  v{result.drift.table_version}  "
-                 f"{result.drift.table}")
+    lines.append(f"  monitoring       {result.drift.rows_written:>8,} rows  v{result.drift.table_version}  "
+                 f"{result.drift.table}  (batch {result.drift.batch_id})")
     t = result.trained
     lines += [
         "", "MLflow:",
@@ -74,8 +74,14 @@ def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:
         f"  scored with      version {result.scored.model_version} (alias champion)",
         f"  holdout          AUC {t.metrics['auc']:.4f}, PR-AUC {t.metrics['pr_auc']:.4f}, log loss {t.metrics['log_loss']:.4f}",
     ]
+    if result.drift.mlflow_run_id:
+        lines.append(f"  monitoring run   {result.drift.mlflow_run_id}")
     if result.drift.alerts:
-        lines.append(f"  drift alerts     {', '.join(result.drift.alerts)}")
+        shown = sorted({f"{a['feature']}/{a['metric']}" for a in result.drift.alerts})
+        lines.append(f"  alerts           {len(result.drift.alerts)}: {', '.join(shown[:12])}"
+                     + (" ..." if len(shown) > 12 else ""))
+    if result.drift.report_path:
+        lines += ["", "Monitoring report:", f"  {result.drift.report_path}"]
     if settings.mlflow.tracking_uri.startswith("sqlite:"):
         lines += ["", "Open the MLflow UI:",
                   f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --port 5000"]

@@ -26,6 +26,12 @@ class GoldTable:
     lineage: dict
 
 
+def entity_key(settings: Settings) -> list[str]:
+    """The columns naming one gold row: the base source's primary key (the features if the base is undeclared)."""
+    base = settings.sources.get(settings.features.base)
+    return list(base.primary_key) if base is not None else list(settings.features.feature_columns)
+
+
 def gold_path(settings: Settings) -> str:
     return settings.storage.table_path("gold", settings.features.table)
 

@@ -1,121 +1,260 @@
-"""Monitoring: population stability index (PSI) per feature, training rows against scored rows.
+"""Monitoring of a scored batch against the baseline profile logged with the model's training run.
 
-Numeric features are cut at the training split's quantiles (nulls get a bin of their own); categorical
-features compare category frequencies. All bins of all features are counted in one Spark job per side.
+Per feature: PSI, KS (numeric) or chi-square (categorical), the null rate and its change; for the predicted
+probability: PSI and KS; once labels arrive: realised AUC, PR-AUC and calibration per time window. One row per
+(batch, feature, metric, window) goes to the ``monitor.table`` Delta table (a rerun replaces the batch's rows),
+the metrics and an HTML report go to a monitoring run in MLflow, and alert levels reached become a JSON log
+line, a webhook POST (when configured) and, in ``jobs/monitor.py``, exit code 3.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
-import math
+import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from mlflow.entities import Metric
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakeforge.config import Settings
-from lakeforge.score import ScoreResult
-from lakeforge.tables import delta_version
-from lakeforge.train.estimator import time_split
-from lakeforge.train.registry import find_version, mlflow_client
+from lakeforge.config import MonitorSettings, Settings
+from lakeforge.features import entity_key, gold_path
+from lakeforge.monitor.alerts import alert_payload, log_alert, post_webhook
+from lakeforge.monitor.performance import WindowPerformance, labelled_predictions, realised_performance
+from lakeforge.monitor.profile import PREDICTION, build_profile, count_like, load_baseline_profile
+from lakeforge.monitor.report import render_report
+from lakeforge.monitor.stats import EPSILON, ColumnDrift, compare, population_stability_index, status
+from lakeforge.tables import delta_version, retry_on_conflict
+from lakeforge.train.registry import ensure_experiment, find_version, mlflow_client
+
+if TYPE_CHECKING:  # the scoring stage imports training, which logs a baseline profile from here
+    from lakeforge.score import ScoreResult
 
 log = logging.getLogger(__name__)
-NULL_BIN = "__null__"
-EPSILON = 1e-4  # floor on a bin's share, so an empty bin does not make PSI infinite
+__all__ = ["EPSILON", "MonitorResult", "drift_between", "monitor_drift", "monitor_path", "population_stability_index"]
+
+SCHEMA = ("batch_id string, model_name string, model_version int, run_id string, source_table string, "
+          "source_version long, kind string, feature string, metric string, window_start date, value double, "
+          "warn_threshold double, threshold double, status string")
 
 
 @dataclass(frozen=True)
-class DriftResult:
+class MonitorResult:
     table: str
     table_version: int
-    features: dict[str, float]
-    alerts: tuple[str, ...]
-    warnings: tuple[str, ...]
+    batch_id: str
+    model_name: str
+    model_version: int
+    source_table: str
+    source_version: int
+    rows_written: int
+    features: dict[str, float]  # PSI per feature
+    alerts: tuple[dict, ...]  # each: kind, feature, metric, window_start, value, threshold
+    warnings: tuple[dict, ...]
+    windows: int  # time windows with labelled rows
+    report_path: str | None
+    mlflow_run_id: str
+    webhook_delivered: bool | None  # None: no webhook configured, or nothing to alert
 
 
 def monitor_path(settings: Settings) -> str:
     return settings.storage.table_path("monitoring", settings.monitor.table)
 
 
-def population_stability_index(expected: dict[str, float], actual: dict[str, float]) -> float:
-    """PSI = sum over bins of (actual - expected) * ln(actual / expected), shares floored at EPSILON."""
-    psi = 0.0
-    for bin_ in set(expected) | set(actual):
-        e = max(expected.get(bin_, 0.0), EPSILON)
-        a = max(actual.get(bin_, 0.0), EPSILON)
-        psi += (a - e) * math.log(a / e)
-    return psi
+def report_path(settings: Settings, model_name: str, model_version: int, batch_id: str, source_table: str,
+                source_version: int) -> str:
+    slug = f"{Path(source_table.rstrip('/')).name}_v{source_version}_{hashlib.sha1(batch_id.encode()).hexdigest()[:8]}"
+    return f"{settings.storage.table_path('monitoring', 'reports')}/{model_name}/v{model_version}/{slug}.html"
 
 
-def numeric_edges(frame: DataFrame, columns: list[str], bins: int) -> dict[str, list[float]]:
-    """Inner cut points per numeric column: the training quantiles, deduplicated."""
-    if not columns:
-        return {}
-    probs = [i / bins for i in range(1, bins)]
-    quantiles = frame.approxQuantile(columns, probs, 0.001)
-    return {c: sorted(set(q)) for c, q in zip(columns, quantiles)}
+def drift_between(baseline: DataFrame, current: DataFrame, categorical: list[str], numeric: list[str],
+                  settings: MonitorSettings) -> dict[str, ColumnDrift]:
+    """Profile ``baseline`` and compare ``current`` with it, column by column (two jobs + one)."""
+    entries = build_profile(baseline, categorical, numeric, settings)
+    counted = count_like(current, entries)
+    return {c: compare(c, entries[c], counted[c]) for c in entries}
 
 
-def _bin_expr(column: str, edges: list[float] | None) -> Column:
-    value = F.col(f"`{column}`")
-    if edges is None:  # categorical
-        label = value.cast("string")
-    else:
-        label = F.size(F.filter(F.array(*[F.lit(float(e)) for e in edges]), lambda e: e <= value)).cast("string")
-    return F.when(value.isNull(), F.lit(NULL_BIN)).otherwise(label)
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def bin_shares(frame: DataFrame, edges: dict[str, list[float] | None]) -> dict[str, dict[str, float]]:
-    """Share of rows per (feature, bin), counted in a single job."""
-    pairs = F.array(*[F.struct(F.lit(c).alias("feature"), _bin_expr(c, e).alias("bin")) for c, e in edges.items()])
-    counts = (frame.select(F.explode(pairs).alias("p")).groupBy("p.feature", "p.bin").count().collect())
-    totals: dict[str, int] = {}
-    for row in counts:
-        totals[row["feature"]] = totals.get(row["feature"], 0) + row["count"]
-    shares: dict[str, dict[str, float]] = {c: {} for c in edges}
-    for row in counts:
-        shares[row["feature"]][row["bin"]] = row["count"] / totals[row["feature"]]
-    return shares
+def _batch_predictions(spark: SparkSession, scored: ScoreResult) -> DataFrame:
+    frame = spark.read.format("delta").option("versionAsOf", scored.table_version).load(scored.table)
+    return frame.where((F.col("model_name") == scored.model_name) & (F.col("model_version") == scored.model_version)
+                       & (F.col("batch_id") == scored.batch_id))
 
 
-def feature_drift(baseline: DataFrame, current: DataFrame, categorical: list[str], numeric: list[str],
-                  bins: int) -> dict[str, float]:
-    """PSI of every feature, ``current`` against ``baseline``."""
-    edges: dict[str, list[float] | None] = {c: None for c in categorical}
-    edges.update(numeric_edges(baseline, numeric, bins))
-    expected, actual = bin_shares(baseline, edges), bin_shares(current, edges)
-    return {c: population_stability_index(expected[c], actual[c]) for c in edges}
+def _check_overrides(settings: Settings) -> None:
+    unknown = sorted(set(settings.monitor.feature_thresholds) - set(settings.features.feature_columns))
+    if unknown:
+        raise ValueError(f"monitor.feature_thresholds names {unknown}, which are not features (features.categorical "
+                         f"and features.numeric: {list(settings.features.feature_columns)})")
 
 
-def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) -> DriftResult:
-    """Compare the rows scored in ``scored`` with the model's training rows; append PSI per feature to Delta."""
+def _row(batch: dict, cfg: MonitorSettings, kind: str, feature: str, metric: str, value: float,
+         window_start: dt.date | None = None, judged: bool = True) -> dict[str, Any]:
+    name = f"prediction_{metric}" if kind == "prediction" else metric
+    level = cfg.threshold(name, feature if kind in ("numeric", "categorical") else None)
+    if not judged:
+        level = level.model_copy(update={"warn": None, "alert": None})
+    return {**{k: batch[k] for k in ("batch_id", "model_name", "model_version", "run_id", "source_table",
+                                     "source_version")},
+            "kind": kind, "feature": feature, "metric": metric, "window_start": window_start, "value": float(value),
+            "warn_threshold": level.warn, "threshold": level.alert, "status": status(name, float(value), level)}
+
+
+def perf_label(settings: Settings) -> str:
+    """The ``feature`` of performance rows: the label column they are measured against."""
+    return settings.monitor.performance.label or settings.features.label
+
+
+def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame, key: list[str]
+                 ) -> list[WindowPerformance]:
+    perf = settings.monitor.performance
+    table = perf.labels_table or gold_path(settings)
+    if delta_version(spark, table) is None:
+        raise FileNotFoundError(f"labels table {table} is not a Delta table; set monitor.performance.labels_table "
+                                "to a table with the entity key, the label and the window column")
+    labels = spark.read.format("delta").load(table)
+    rows = labelled_predictions(predictions, labels, key, perf_label(settings), perf.window_column, perf.window, table)
+    return realised_performance(rows, perf.calibration_bins)
+
+
+def _write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write a file on the lakehouse's file system (local paths directly, URIs through Hadoop's FileSystem)."""
+    if "://" not in path or path.startswith("file:"):
+        local = Path(urlparse(path).path if path.startswith("file:") else path)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(text, encoding="utf-8")
+        return
+    jpath = spark._jvm.org.apache.hadoop.fs.Path(path)  # noqa: SLF001 - no public API for single files
+    stream = jpath.getFileSystem(spark._jsc.hadoopConfiguration()).create(jpath, True)  # noqa: SLF001
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def _metric_key(row: dict) -> str:
+    parts = [row["kind"], row["feature"], row["metric"]]
+    return "/".join(re.sub(r"[^A-Za-z0-9_.\- ]", "_", p) for p in parts)
+
+
+def _log_to_mlflow(settings: Settings, batch: dict, rows: list[dict], html_text: str | None) -> str:
+    """A monitoring run in the experiment: every metric (windowed ones with the window's yyyymmdd as step), the
+    rows as JSON, the report; tagged with model version and source version."""
+    client = mlflow_client(settings.mlflow)
+    experiment_id = ensure_experiment(client, settings.mlflow)
+    tags = {"lakeforge.kind": "monitoring", "model_name": batch["model_name"],
+            "model_version": str(batch["model_version"]), "training_run_id": batch["run_id"],
+            "source_table": batch["source_table"], "source_version": str(batch["source_version"]),
+            "batch_id": batch["batch_id"]}
+    run = client.create_run(experiment_id, tags=tags, run_name=f"monitor {batch['model_name']} v{batch['model_version']} "
+                            f"{Path(batch['source_table']).name}@v{batch['source_version']}")
+    run_id = run.info.run_id
+    try:
+        now = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+        metrics = [Metric(_metric_key(r), r["value"], now,
+                          int(r["window_start"].strftime("%Y%m%d")) if r["window_start"] else 0) for r in rows]
+        for start in range(0, len(metrics), 1000):
+            client.log_batch(run_id, metrics=metrics[start:start + 1000])
+        client.log_dict(run_id, [{**r, "window_start": r["window_start"] and r["window_start"].isoformat()}
+                                 for r in rows], "monitoring/metrics.json")
+        if html_text is not None:
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(folder) / "report.html"
+                local.write_text(html_text, encoding="utf-8")
+                client.log_artifact(run_id, str(local), "monitoring")
+        client.set_terminated(run_id, "FINISHED")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return run_id
+
+
+def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) -> MonitorResult:
+    """Monitor the batch ``scored`` (its rows of the predictions table and its source rows) against the baseline
+    profile of its model version; write the metrics, log them and the report to MLflow, raise the alerts."""
     features, cfg = settings.features, settings.monitor
+    _check_overrides(settings)
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, scored.model_name, version=scored.model_version)
-    gold, gold_version = mv.tags["gold_table"], int(mv.tags["gold_version"])
-    training = spark.read.format("delta").option("versionAsOf", gold_version).load(gold)
-    baseline = time_split(training.where(F.col(features.label).isNotNull()), features)[0]
-    current = spark.read.format("delta").option("versionAsOf", scored.source_version).load(scored.source_table)
-    numeric = [F.col(f"`{c}`").cast("double").alias(c) for c in features.numeric]
-    psi = feature_drift(baseline.select(*features.categorical, *numeric), current.select(*features.categorical, *numeric),
-                        list(features.categorical), list(features.numeric), cfg.bins)
+    profile = load_baseline_profile(mv.run_id, scored.model_name, scored.model_version)
+    unprofiled = [c for c in features.feature_columns if c not in profile["features"]]
+    if unprofiled:
+        raise ValueError(f"the baseline profile of {scored.model_name} v{scored.model_version} has no feature(s) "
+                         f"{unprofiled}: the model was trained with other features; monitor with the features it "
+                         "was trained on, or retrain it")
+    if scored.batch_id is None:
+        raise ValueError(f"{scored.model_name} v{scored.model_version}: the scoring of {scored.source_table} up to "
+                         f"version {scored.source_version} wrote no batch (nothing changed); nothing to monitor")
+    if (mv.tags.get("task") or "classification") != "classification":
+        raise ValueError(f"{scored.model_name} v{scored.model_version} is a {mv.tags['task']} model; monitoring "
+                         "judges a classifier's probabilities and realised AUC, so only classifiers are monitored")
+    batch_id = scored.batch_id
+    batch = {"batch_id": batch_id, "model_name": scored.model_name, "model_version": int(scored.model_version),
+             "run_id": mv.run_id, "source_table": scored.source_table, "source_version": int(scored.source_version)}
 
-    def status(value: float) -> str:
-        return "alert" if value >= cfg.psi_alert else "warn" if value >= cfg.psi_warn else "ok"
+    key = entity_key(settings)
+    predictions = _batch_predictions(spark, scored)
+    counted_prediction = count_like(predictions, {PREDICTION: profile["prediction"]})[PREDICTION]
+    if counted_prediction["rows"] == 0:
+        raise ValueError(f"{scored.table} (Delta version {scored.table_version}) has no predictions of "
+                         f"{scored.model_name} v{scored.model_version} for {batch_id}; score that batch first")
+    source = spark.read.format("delta").option("versionAsOf", scored.source_version).load(scored.source_table)
+    missing = [c for c in (*key, *features.feature_columns) if c not in source.columns]
+    if missing:
+        raise ValueError(f"source {scored.source_table} (Delta version {scored.source_version}) lacks column(s) "
+                         f"{missing} needed to monitor its batch")
+    current = source.select(*key, *features.feature_columns).join(predictions.select(*key), key, "left_semi")
+    counted = count_like(current, profile["features"])
+    drifts = [compare(c, profile["features"][c], counted[c]) for c in features.feature_columns]
+    drifts.append(compare(PREDICTION, profile["prediction"], counted_prediction, prediction=True))
 
-    rows = [(scored.model_name, scored.model_version, scored.source_table, scored.source_version, feature,
-             "categorical" if feature in features.categorical else "numeric", "psi", float(value), status(value))
-            for feature, value in sorted(psi.items())]
-    frame = spark.createDataFrame(
-        rows, "model_name string, model_version int, source_table string, source_version long, feature string, "
-              "feature_kind string, metric string, value double, status string",
-    ).withColumn("computed_at", F.current_timestamp())
+    rows = [_row(batch, cfg, d.kind, d.name, metric, value) for d in drifts for metric, value in d.metrics.items()]
+    windows = _performance(spark, settings, predictions, key)
+    min_rows = cfg.performance.min_rows
+    rows += [_row(batch, cfg, "performance", perf_label(settings), metric, value, w.window_start,
+                  judged=w.rows >= min_rows) for w in windows for metric, value in w.metrics().items()]
+
     target = monitor_path(settings)
-    where = f"model_version = {scored.model_version} AND source_version = {scored.source_version}"
-    frame.write.format("delta").mode("overwrite").option("replaceWhere", where).save(target)
-    version = delta_version(spark, target)
-    alerts = tuple(f for f, v in psi.items() if status(v) == "alert")
-    warnings = tuple(f for f, v in psi.items() if status(v) == "warn")
+    frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in SCHEMA.split(", ")) for r in rows], SCHEMA)
+    where = (f"model_name = {_sql_string(scored.model_name)} AND model_version = {int(scored.model_version)} "
+             f"AND batch_id = {_sql_string(batch_id)}")
+    retry_on_conflict(lambda: frame.withColumn("computed_at", F.current_timestamp()).write.format("delta")
+                      .mode("overwrite").option("replaceWhere", where).save(target), what=f"write {target}")
+    table_version = delta_version(spark, target)
+
+    computed = {**batch, "computed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    html_text = render_report(computed, drifts, rows, windows) if cfg.report else None
+    path = report_path(settings, scored.model_name, scored.model_version, batch_id, scored.source_table,
+                       scored.source_version) if cfg.report else None
+    if path is not None:
+        _write_text(spark, path, html_text)
+    run_id = _log_to_mlflow(settings, batch, rows, html_text)
+
+    def brief(r: dict) -> dict:
+        return {k: r[k] for k in ("kind", "feature", "metric", "window_start", "value", "threshold")}
+
+    alerts = tuple(brief(r) for r in rows if r["status"] == "alert")
+    warnings = tuple(brief(r) for r in rows if r["status"] == "warn")
+    delivered = None
     if alerts:
-        log.warning("drift alert (PSI >= %s) on %s", cfg.psi_alert, ", ".join(alerts))
-    return DriftResult(target, version, psi, alerts, warnings)
+        payload = alert_payload({k: batch[k] for k in ("model_name", "model_version", "batch_id", "source_table",
+                                                        "source_version")}, list(alerts))
+        log_alert(payload)
+        if cfg.webhook_url:
+            delivered = post_webhook(cfg.webhook_url, payload, cfg.webhook_timeout_seconds)
+    log.info("monitored %s with %s v%s: %d metrics, %d alerts, %d warnings into %s", batch_id, scored.model_name,
+             scored.model_version, len(rows), len(alerts), len(warnings), target)
+    return MonitorResult(target, table_version, batch_id, scored.model_name, int(scored.model_version),
+                         scored.source_table, int(scored.source_version), len(rows),
+                         {d.name: d.metrics["psi"] for d in drifts if d.kind != "prediction"}, alerts, warnings,
+                         sum(1 for w in windows if w.window_start is not None), path, run_id, delivered)

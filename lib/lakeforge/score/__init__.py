@@ -17,12 +17,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
-from lakeforge.features import gold_path
+from lakeforge.features import entity_key, gold_path
 from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
 from lakeforge.score.predict import PREDICTION, predict_map_in_pandas, predict_transform
 from lakeforge.score.signature import SignatureMismatchError, check_signature
 from lakeforge.tables import delta_version
-from lakeforge.train import entity_key
 from lakeforge.train.registry import find_version, mlflow_client
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from pyspark.sql import functions as F
 
 import lakeforge
 from lakeforge.config import Settings
-from lakeforge.features import GoldTable
+from lakeforge.features import GoldTable, entity_key
+from lakeforge.monitor.profile import log_baseline_profile
 from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
 from lakeforge.train.cv import cross_validate
 from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, VALIDATION_COL, assembled_features, build_pipeline,
@@ -148,6 +149,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
             evaluation = scored_test.select(LABEL_COL, output).toPandas()
         finally:
             scored_test.unpersist()
+        log_baseline_profile(fitted, train, features, settings.monitor, classify)  # monitoring/baseline_profile.json
         importance = feature_importance(booster, assembled_features(features))
         if classify:
             log_evaluation_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[output].to_numpy(),
@@ -173,12 +175,6 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
             mlflow.log_metric(f"champion_holdout_{metric}", decision.champion_score)
     return TrainResult(run.info.run_id, model.registered_name, version, metrics, decision.promoted, True,
                        decision.as_dict())
-
-
-def entity_key(settings: Settings) -> list[str]:
-    """The columns naming one gold row: the base source's primary key (the features if the base is undeclared)."""
-    base = settings.sources.get(settings.features.base)
-    return list(base.primary_key) if base is not None else list(settings.features.feature_columns)
 
 
 def _describe_split(features) -> str:

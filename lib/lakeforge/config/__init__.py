@@ -1,0 +1,242 @@
+"""Typed, frozen configuration loaded once at the edge from ``conf/``.
+
+``conf/base.yaml`` is deep-merged with ``conf/<env>.yaml``; every file in ``conf/sources/`` declares one
+source. The merged document is validated with pydantic; any error names the file, the key path and
+what was expected. Secrets never come from YAML: a key that looks like one is refused, and settings name
+the environment variable to read instead (read here, at load time, never deeper in the code).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+
+from lakeforge.config._base import SPARK_TYPES, ConfigError, _Frozen
+from lakeforge.config.monitoring import (FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
+                                         PerformanceSettings, Threshold)
+from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
+from lakeforge.config.stages import (SPACE_KINDS, FeatureSettings, JoinSpec, MlflowSettings, ModelSettings,
+                                     PiiSettings, ScoreSettings, SearchSettings, SparkSettings, SplitSettings,
+                                     StorageSettings)
+
+__all__ = ["FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
+           "ConfigError", "Expectation", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
+           "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
+           "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
+           "Threshold", "load_settings"]
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key)$", re.IGNORECASE)
+
+
+class Settings(_Frozen):
+    """The whole configuration of one environment."""
+
+    env: str
+    project_root: str
+    storage: StorageSettings
+    spark: SparkSettings
+    mlflow: MlflowSettings
+    sources: dict[str, SourceSpec]
+    features: FeatureSettings
+    model: ModelSettings
+    score: ScoreSettings
+    monitor: MonitorSettings
+    pii: PiiSettings = PiiSettings()
+    pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
+    jdbc_passwords: dict[str, SecretStr] = Field(default_factory=dict,
+                                                 description="per JDBC source, from its password_env at load time")
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> "Settings":
+        for name, source in self.sources.items():
+            if source.name != name:
+                raise ValueError(f"source file declares name '{source.name}' but is registered as '{name}'")
+        known = sorted(self.sources)
+        for ref in (self.features.base, *(j.source for j in self.features.joins)):
+            if ref not in self.sources:
+                raise ValueError(f"features refer to source '{ref}', which is not declared (declared: {known})")
+        for join in self.features.joins:
+            key = self.sources[join.source].primary_key
+            if set(join.keys) != set(key):
+                raise ValueError(f"features.joins: joining '{join.source}' on {list(join.keys)} could repeat rows; "
+                                 f"join on its primary key {list(key)}")
+        return self
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _find_secrets(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(key, str) and _SECRET_KEY.search(key):
+                found.append((*path, key))
+            found.extend(_find_secrets(value, (*path, str(key))))
+    return found
+
+
+def _has_path(doc: Any, path: tuple[Any, ...]) -> bool:
+    for part in path:
+        if not isinstance(doc, Mapping) or part not in doc:
+            return False
+        doc = doc[part]
+    return True
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Field names of the model that owns the key at ``loc`` (for 'unknown key' messages)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            annotation = current.model_fields[part].annotation
+            args = getattr(annotation, "__args__", ())
+            current = args[-1] if args and getattr(annotation, "__origin__", None) is dict else annotation
+        elif not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return None
+
+
+def _describe(error: Mapping[str, Any], layers: list[tuple[Path, dict[str, Any]]]) -> str:
+    loc = tuple(error["loc"])
+    key_path = ".".join(str(p) for p in loc) or "(top level)"
+    # Blame the last layer that defines the deepest existing prefix of the key path.
+    blamed = layers[0][0]
+    for depth in range(len(loc), 0, -1):
+        owners = [path for path, doc in layers if _has_path(doc, loc[:depth])]
+        if owners:
+            blamed = owners[-1]
+            break
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(Settings, loc)
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{blamed}: {key_path}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{blamed}: {key_path}: required key is missing"
+    got = error.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    return f"{blamed}: {key_path}: {error['msg']}{shown}"
+
+
+def _resolve_like(layers: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
+    """A source file with ``like: other`` starts from ``other``'s declaration (its contract) and overrides keys."""
+    by_name = {doc.get("name", path.stem): doc for path, doc in layers}
+    resolved = []
+    for path, doc in layers:
+        if "like" in doc:
+            base = by_name.get(doc["like"])
+            if base is None or "like" in base:
+                raise ConfigError(f"{path}: like: '{doc['like']}' must name a source declared without 'like' "
+                                  f"(declared: {', '.join(sorted(by_name))})")
+            doc = _deep_merge({k: v for k, v in base.items() if k != "name"},
+                              {k: v for k, v in doc.items() if k != "like"})
+        resolved.append((path, doc))
+    return resolved
+
+
+def _resolve_local(value: str, root: Path) -> str:
+    if "://" in value or value.startswith("/"):
+        return value
+    return str((root / value).resolve())
+
+
+def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
+    """Load ``conf/base.yaml`` + ``conf/<env>.yaml`` + ``conf/sources/*.yaml`` into frozen ``Settings``.
+
+    Relative local paths (storage, jar cache, SQLite tracking store, artifact root) resolve against the
+    folder that holds ``conf/``, so jobs behave the same from any working directory.
+    """
+    conf_dir = Path(conf_dir).resolve()
+    base_file, env_file = conf_dir / "base.yaml", conf_dir / f"{env}.yaml"
+    if not base_file.is_file():
+        raise ConfigError(f"{base_file}: not found; pass --conf-dir pointing at the project's conf/ folder")
+    if not env_file.is_file():
+        available = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+        raise ConfigError(f"{env_file}: unknown environment '{env}'; available: {', '.join(available)}")
+    layers: list[tuple[Path, dict[str, Any]]] = [(base_file, _read_yaml(base_file)), (env_file, _read_yaml(env_file))]
+    source_layers = [(p, _read_yaml(p)) for p in sorted((conf_dir / "sources").glob("*.yaml"))]
+
+    problems = []
+    for path, doc in layers + source_layers:
+        for secret in _find_secrets(doc):
+            problems.append(f"{path}: {'.'.join(secret)}: secrets must not be stored in YAML; "
+                            f"name an environment variable instead (for example {secret[-1]}_env: MY_VAR)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+    merged = _deep_merge(layers[0][1], layers[1][1])
+    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords"):
+        if key in merged:
+            raise ConfigError(f"{env_file if key in layers[1][1] else base_file}: {key}: reserved key; "
+                              "sources belong in conf/sources/<name>.yaml")
+    root = conf_dir.parent
+    merged["env"], merged["project_root"] = env, str(root)
+    merged["sources"] = {}
+    source_layers = _resolve_like(source_layers)
+    for path, doc in source_layers:
+        merged["sources"][doc.get("name", path.stem)] = doc
+        layers.append((path, {"sources": {doc.get("name", path.stem): doc}}))
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e, layers) for e in exc.errors())) from None
+
+    storage = settings.storage.model_copy(update={
+        "root": _resolve_local(settings.storage.root, root),
+        "landing": _resolve_local(settings.storage.landing, root),
+    })
+    spark = settings.spark.model_copy(update={"jar_cache": _resolve_local(settings.spark.jar_cache, root)})
+    tracking = settings.mlflow.tracking_uri
+    if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
+        tracking = "sqlite:///" + _resolve_local(tracking[len("sqlite:///"):], root)
+    artifact_root = settings.mlflow.artifact_root
+    if artifact_root is not None and "://" not in artifact_root:
+        artifact_root = Path(_resolve_local(artifact_root, root)).as_uri()
+    mlflow = settings.mlflow.model_copy(update={"tracking_uri": tracking, "artifact_root": artifact_root})
+    return settings.model_copy(update={"storage": storage, "spark": spark, "mlflow": mlflow,
+                                       "pii_key": _pii_key(settings.pii, env, env_file, root),
+                                       "jdbc_passwords": _jdbc_passwords(settings.sources)})
+
+
+def _jdbc_passwords(sources: dict[str, SourceSpec]) -> dict[str, SecretStr]:
+    """Each JDBC source's password from its ``password_env`` (absent ones are reported when the source is read)."""
+    found = {}
+    for name, source in sources.items():
+        if source.jdbc is not None and source.jdbc.password_env and os.environ.get(source.jdbc.password_env):
+            found[name] = SecretStr(os.environ[source.jdbc.password_env])
+    return found
+
+
+def _pii_key(pii: PiiSettings, env: str, env_file: Path, root: Path) -> SecretStr | None:
+    """The PII hashing key: the environment variable, else (local environment only) the development key file."""
+    if pii.dev_key_file is not None and env != "local":
+        raise ConfigError(f"{env_file}: pii.dev_key_file: a development key is for the local environment only; "
+                          f"give {env} its key through the environment variable {pii.key_env}")
+    value = os.environ.get(pii.key_env)
+    if not value and pii.dev_key_file is not None:
+        path = Path(_resolve_local(pii.dev_key_file, root))
+        value = path.read_text().strip() if path.is_file() else None
+    return SecretStr(value) if value else None

@@ -1,0 +1,176 @@
+"""Settings of the platform (storage, Spark, MLflow, PII) and of the ML stages (features, model, scoring)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import Field, field_validator, model_validator
+
+from lakeforge.config._base import _Frozen, _to_str
+
+
+class StorageSettings(_Frozen):
+    root: str = Field(description="lakehouse root; tables live at <root>/<layer>/<name>")
+    landing: str = Field(description="where raw files land; source paths are relative to it")
+
+    def table_path(self, layer: str, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{layer}/{name}"
+
+    def landing_path(self, relative: str) -> str:
+        if "://" in relative or relative.startswith("/"):
+            return relative
+        return f"{self.landing.rstrip('/')}/{relative}"
+
+
+class SparkSettings(_Frozen):
+    master: str | None = Field(None, description="only used when not launched by spark-submit")
+    app_name: str = "lakeforge"
+    delta_jars: Literal["resolve", "provided"] = Field(
+        "resolve", description="resolve: fetch Delta's jars into jar_cache; provided: the platform ships Delta")
+    jar_cache: str = ".cache/jars"
+    packages: tuple[str, ...] = Field((), description="extra Maven coordinates (JDBC drivers ...) resolved with Delta's")
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        return {k: _to_str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+class MlflowSettings(_Frozen):
+    tracking_uri: str
+    registry_uri: str | None = None
+    artifact_root: str | None = Field(None, description="artifact location of a newly created experiment")
+    experiment: str
+
+
+class JoinSpec(_Frozen):
+    source: str
+    keys: tuple[str, ...] = Field(description="join keys; must be the joined source's primary key")
+    left_keys: tuple[str, ...] | None = Field(None, description="the base's columns matching keys (default: same names)")
+
+    @model_validator(mode="after")
+    def _same_arity(self) -> "JoinSpec":
+        if self.left_keys is not None and len(self.left_keys) != len(self.keys):
+            raise ValueError(f"join with '{self.source}': left_keys {list(self.left_keys)} and keys {list(self.keys)} "
+                             "must pair up one to one")
+        return self
+    select: dict[str, str] = Field(description="source column -> output column")
+
+
+class SplitSettings(_Frozen):
+    """How the gold rows are split into training and holdout, and the optional cross-validation."""
+
+    kind: Literal["time", "stratified"] = Field(
+        "time", description="time: rows with column >= test_from are the holdout; stratified: a seeded random "
+                            "holdout of test_fraction with the label's class balance kept")
+    column: str | None = Field(None, description="time split: the event-time column")
+    test_from: str | None = Field(None, description="time split: rows with column >= test_from form the holdout")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="stratified split: share of rows held out")
+    cv_folds: int | None = Field(None, ge=2, le=20, description="k-fold cross-validation on the training split, "
+                                                               "reporting mean and spread of each metric")
+
+    @model_validator(mode="after")
+    def _time_needs_column(self) -> "SplitSettings":
+        if self.kind == "time" and (self.column is None or self.test_from is None):
+            raise ValueError("a time split needs column and test_from (e.g. column: flight_date, "
+                             "test_from: '2013-11-01'), or set kind: stratified")
+        return self
+
+
+class FeatureSettings(_Frozen):
+    table: str
+    base: str = Field(description="source whose rows are the entities to predict")
+    joins: tuple[JoinSpec, ...] = ()
+    derived: dict[str, str] = Field(default_factory=dict, description="output column -> SQL expression")
+    label: str
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    split: SplitSettings
+
+    @model_validator(mode="after")
+    def _features_distinct(self) -> "FeatureSettings":
+        both = sorted(set(self.categorical) & set(self.numeric))
+        if both:
+            raise ValueError(f"column(s) both categorical and numeric: {', '.join(both)}")
+        if self.label in self.categorical or self.label in self.numeric:
+            raise ValueError(f"the label '{self.label}' must not be a feature")
+        return self
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
+
+
+SPACE_KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3, "randint": 2}
+
+
+class SearchSettings(_Frozen):
+    """A Hyperopt search over booster parameters (TPE)."""
+
+    strategy: Literal["none", "parallel", "distributed"] = Field(
+        "none", description="parallel: SparkTrials, single-node xgboost per trial on a sample; "
+                            "distributed: plain Trials, each trial an xgboost.spark fit")
+    max_evals: int = Field(16, ge=1)
+    parallelism: int = Field(2, ge=1, description="parallel strategy: trials at once")
+    timeout_seconds: int | None = Field(None, ge=1)
+    no_progress_evals: int | None = Field(None, ge=1, description="stop after this many trials without improvement")
+    sample_rows: int = Field(200_000, ge=100, description="parallel strategy: training rows each trial sees")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="latest share of the training split used to score trials")
+    space: dict[str, dict[str, list[float | int | str]]] = Field(default_factory=dict)
+
+    @field_validator("space")
+    @classmethod
+    def _space_shape(cls, space: dict) -> dict:
+        for name, spec in space.items():
+            if len(spec) != 1 or next(iter(spec)) not in SPACE_KINDS:
+                raise ValueError(f"space.{name}: give exactly one of {', '.join(SPACE_KINDS)}, e.g. {{uniform: [0.5, 1.0]}}")
+            kind, args = next(iter(spec.items()))
+            arity = SPACE_KINDS[kind]
+            if (arity is None and not args) or (arity is not None and len(args) != arity):
+                raise ValueError(f"space.{name}.{kind}: expected {arity or 'a non-empty list of'} values, got {args}")
+            if kind == "loguniform" and min(args) <= 0:
+                raise ValueError(f"space.{name}.loguniform: bounds must be positive, got {args}")
+        return space
+
+
+class ModelSettings(_Frozen):
+    registered_name: str
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="SparkXGBClassifier (gate on AUC) or SparkXGBRegressor (gate on RMSE)")
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    num_workers: int | Literal["auto"] = Field(1, description="xgboost.spark workers; auto: one per task slot")
+    device: Literal["cpu", "cuda"] = "cpu"
+    fallback_to_cpu: bool = Field(False, description="train on CPU when device is cuda and no GPU is visible")
+    weight_col: str | None = Field(None, description="a gold column of per-row weights")
+    min_auc: float = Field(0.5, ge=0.0, le=1.0, description="gate (classification): a model below this is never champion")
+    max_rmse: float | None = Field(None, gt=0.0, description="gate (regression): a model above this is never champion")
+    min_improvement: float = Field(0.0, ge=0.0, description="gate: margin by which the gate metric must beat the "
+                                                            "current champion on the same holdout")
+    seed: int = 42
+    search: SearchSettings = SearchSettings()
+
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _positive_workers(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("expected a positive integer, or auto (one worker per task slot of the cluster)")
+
+    @property
+    def gate_metric(self) -> str:
+        return "auc" if self.task == "classification" else "rmse"
+
+
+class ScoreSettings(_Frozen):
+    table: str
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    method: Literal["transform", "map_in_pandas"] = Field(
+        "map_in_pandas", description="transform: the pipeline's own Spark transform; map_in_pandas: indexers in "
+                                     "the JVM, then the booster on Arrow batches (bench/score.py compares them)")
+    arrow_batch_rows: int = Field(10_000, ge=100, description="rows per Arrow batch handed to Python")
+
+
+class PiiSettings(_Frozen):
+    key_env: str = Field("LAKEFORGE_PII_KEY", description="environment variable holding the HMAC key")
+    dev_key_file: str | None = Field(None, description="local environment only: a generated development key")

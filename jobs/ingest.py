@@ -10,6 +10,7 @@ import sys
 from lakeforge.cli import job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.ingest import ingest_source
+from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 
 
@@ -29,8 +30,9 @@ def main(argv=None) -> int:
         names = sorted(n for n, s in settings.sources.items() if s.kind != "stream_files") if args.all else [args.source]
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            for name in names:
-                print(json.dumps(ingest_source(spark, settings, name, args.input).as_dict()))
+            with record_job_run(spark, settings, "ingest"):
+                for name in names:
+                    print(json.dumps(ingest_source(spark, settings, name, args.input).as_dict()))
         finally:
             spark.stop()
 

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from lakeforge.cli import job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.ingest.maintenance import maintain_source
+from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 
 
@@ -28,9 +29,10 @@ def main(argv=None) -> int:
         names = sorted(settings.sources) if args.all else [args.source]
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            for name in names:
-                print(json.dumps(asdict(maintain_source(spark, settings, name, retention_hours=args.retention_hours,
-                                                        force=args.force))))
+            with record_job_run(spark, settings, "maintain"):
+                for name in names:
+                    print(json.dumps(asdict(maintain_source(spark, settings, name,
+                                                            retention_hours=args.retention_hours, force=args.force))))
         finally:
             spark.stop()
 

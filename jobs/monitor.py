@@ -15,6 +15,7 @@ from lakeforge.cli import job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.monitor import monitor_drift
 from lakeforge.score import latest_scored
+from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 
 EXIT_DRIFT_ALERT = 3
@@ -31,8 +32,9 @@ def main(argv=None) -> int:
         settings = load_settings(args.env, args.conf_dir)
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            scored = latest_scored(spark, settings, alias=args.alias, version=args.version)
-            result = monitor_drift(spark, settings, scored)
+            with record_job_run(spark, settings, "monitor"):
+                scored = latest_scored(spark, settings, alias=args.alias, version=args.version)
+                result = monitor_drift(spark, settings, scored)
         finally:
             spark.stop()
         print(json.dumps(asdict(result), default=str))

@@ -8,6 +8,7 @@ import sys
 from lakeforge.cli import add_promote_option, job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.pipeline import run_pipeline, summary_lines
+from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 
 
@@ -23,11 +24,13 @@ def main(argv=None) -> int:
         settings = load_settings(args.env, args.conf_dir)
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            result = run_pipeline(spark, settings, stage_demo=args.demo_data, force_train=args.force_train,
-                                  promote=args.promote)
+            with record_job_run(spark, settings, "pipeline") as run:
+                result = run_pipeline(spark, settings, stage_demo=args.demo_data, force_train=args.force_train,
+                                      promote=args.promote)
+                run.mlflow_run_id = result.trained.run_id if result.trained.retrained else None
         finally:
             spark.stop()
-        print("\n".join(summary_lines(settings, result)))
+        print("\n".join(summary_lines(settings, result) + run.summary_lines(settings.cost.currency)))
 
     return run_job(job, args.log_level)
 

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from lakeforge.cli import job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.score import score_table
+from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 
 
@@ -32,8 +33,9 @@ def main(argv=None) -> int:
         settings = load_settings(args.env, args.conf_dir)
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            result = score_table(spark, settings, model_name=args.model, alias=args.alias, version=args.version,
-                                 input_path=args.input, incremental=args.incremental)
+            with record_job_run(spark, settings, "score"):
+                result = score_table(spark, settings, model_name=args.model, alias=args.alias, version=args.version,
+                                     input_path=args.input, incremental=args.incremental)
         finally:
             spark.stop()
         print(json.dumps(asdict(result)))

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from lakeforge.cli import add_promote_option, job_parser, run_job
 from lakeforge.config import load_settings
 from lakeforge.features import build_gold_table
+from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 from lakeforge.train import train_model
 
@@ -24,8 +25,10 @@ def main(argv=None) -> int:
         settings = load_settings(args.env, args.conf_dir)
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
-            gold = build_gold_table(spark, settings)
-            result = train_model(spark, settings, gold, force=args.force, promote=args.promote)
+            with record_job_run(spark, settings, "train") as run:
+                gold = build_gold_table(spark, settings)
+                result = train_model(spark, settings, gold, force=args.force, promote=args.promote)
+                run.mlflow_run_id = result.run_id if result.retrained else None
         finally:
             spark.stop()
         print(json.dumps(asdict(result)))

@@ -35,6 +35,10 @@ def spark(tmp_path_factory):
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
             "spark.driver.memory": "4g",
+            # the job_runs cost report reads Spark's event log back
+            "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": tmp_path_factory.mktemp("spark-events").as_uri(),
+            "spark.eventLog.compress": "false",
         },
     )
     session = builder.getOrCreate()

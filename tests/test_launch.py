@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import deltalake
 import yaml
 
 from lakeforge.demo_data import stage_demo_data
@@ -64,8 +65,11 @@ def test_ingest_job_runs_through_spark_submit(conf_copy, tmp_path):
     ok = subprocess.run([SCRIPT, "ingest", "--env", "local", "--conf-dir", str(conf_copy), "--source", "airlines",
                          "--master", "local[1]"], capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr[-3000:]
-    result = json.loads(ok.stdout.strip().splitlines()[-1])
+    result = json.loads([line for line in ok.stdout.splitlines() if line.startswith('{"source"')][-1])
     assert (result["source"], result["rows_read"], result["silver_rows"]) == ("airlines", 16, 16)
+    runs = deltalake.DeltaTable(str(tmp_path / "lakehouse" / "operations" / "job_runs")).to_pandas()
+    assert list(runs["job"]) == ["ingest"] and list(runs["status"]) == ["succeeded"]
+    assert runs["input_bytes"][0] > 0 and runs["tasks"][0] > 0 and runs["estimated_cost"][0] > 0
 
     bad_file = tmp_path / "airlines_bad.csv"
     bad_file.write_text("carrier;name\nUA;United\n")

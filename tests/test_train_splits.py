@@ -93,7 +93,8 @@ def test_stratified_holdout_with_cross_validation(spark, gold, tmp_path):
 
 def test_early_stopping_on_validation_rows(spark, gold, tmp_path):
     settings = _settings(tmp_path, SplitSettings(column="d", test_from="2024-03-15"),
-                         params={"n_estimators": 500, "max_depth": 3, "learning_rate": 0.5, "early_stopping_rounds": 5})
+                         params={"n_estimators": 500, "max_depth": 3, "learning_rate": 0.5, "early_stopping_rounds": 5},
+                         num_workers=2)  # validation rows are the latest days: both workers must still get some
     result = train_model(spark, settings, gold)
     metrics = mlflow_client(settings.mlflow).get_run(result.run_id).data.metrics
     assert metrics["boosted_rounds"] < 500

@@ -28,7 +28,7 @@ from typing import Sequence
 
 from lakeforge.config import ConfigError, load_settings
 from lakeforge.jars import JarResolutionError, resolve_jars
-from lakeforge.spark import is_local_master, jar_coordinates
+from lakeforge.spark import ensure_local_event_log_dir, is_local_master, jar_coordinates
 
 
 class LaunchError(RuntimeError):
@@ -121,6 +121,7 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     coordinates = jar_coordinates(settings.spark)
     if coordinates:
         cmd += ["--jars", resolve_jars(Path(settings.spark.jar_cache), coordinates).classpath]
+    ensure_local_event_log_dir(conf)
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     env = dict(os.environ)

@@ -128,9 +128,20 @@ def configure_spark_with_lakeforge(
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf.setdefault("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
 
+    ensure_local_event_log_dir(conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder
+
+
+def ensure_local_event_log_dir(conf: dict[str, str]) -> None:
+    """Spark refuses to start when a local ``spark.eventLog.dir`` is missing: create it (other file systems
+    create their folders on write)."""
+    target = conf.get("spark.eventLog.dir", "")
+    if conf.get("spark.eventLog.enabled", "false").lower() == "true" and target.startswith("file:"):
+        from urllib.parse import urlparse
+
+        Path(urlparse(target).path).mkdir(parents=True, exist_ok=True)
 
 
 def lakeforge_builder(settings: SparkSettings, master: str | None = None) -> SparkSession.Builder:

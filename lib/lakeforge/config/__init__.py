@@ -20,12 +20,12 @@ from lakeforge.config._base import SPARK_TYPES, ConfigError, _Frozen
 from lakeforge.config.monitoring import (FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
                                          PerformanceSettings, Threshold)
 from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
-from lakeforge.config.stages import (SPACE_KINDS, FeatureSettings, JoinSpec, MlflowSettings, ModelSettings,
-                                     PiiSettings, ScoreSettings, SearchSettings, SparkSettings, SplitSettings,
-                                     StorageSettings)
+from lakeforge.config.stages import (SPACE_KINDS, CostSettings, FeatureSettings, InstancePrice, JoinSpec,
+                                     MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,
+                                     SparkSettings, SplitSettings, StorageSettings)
 
 __all__ = ["FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
-           "ConfigError", "Expectation", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
+           "ConfigError", "CostSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
            "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
            "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
            "Threshold", "load_settings"]
@@ -46,6 +46,7 @@ class Settings(_Frozen):
     score: ScoreSettings
     monitor: MonitorSettings
     pii: PiiSettings = PiiSettings()
+    cost: CostSettings = CostSettings()
     pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
     jdbc_passwords: dict[str, SecretStr] = Field(default_factory=dict,
                                                  description="per JDBC source, from its password_env at load time")
@@ -209,6 +210,12 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
         "landing": _resolve_local(settings.storage.landing, root),
     })
     spark = settings.spark.model_copy(update={"jar_cache": _resolve_local(settings.spark.jar_cache, root)})
+    if spark.event_log_dir:  # Spark's own event log, which the job_runs cost report reads back
+        log_dir = spark.event_log_dir if "://" in spark.event_log_dir else Path(
+            _resolve_local(spark.event_log_dir, root)).as_uri()
+        spark = spark.model_copy(update={"event_log_dir": log_dir, "conf": {
+            "spark.eventLog.enabled": "true", "spark.eventLog.dir": log_dir, "spark.eventLog.compress": "false",
+            **spark.conf}})
     tracking = settings.mlflow.tracking_uri
     if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
         tracking = "sqlite:///" + _resolve_local(tracking[len("sqlite:///"):], root)

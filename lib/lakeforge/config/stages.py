@@ -29,6 +29,8 @@ class SparkSettings(_Frozen):
         "resolve", description="resolve: fetch Delta's jars into jar_cache; provided: the platform ships Delta")
     jar_cache: str = ".cache/jars"
     packages: tuple[str, ...] = Field((), description="extra Maven coordinates (JDBC drivers ...) resolved with Delta's")
+    event_log_dir: str | None = Field(None, description="Spark event log folder (any Hadoop path); the job_runs "
+                                                        "cost report reads it back; null: no event log, no report")
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("conf", mode="before")
@@ -174,3 +176,25 @@ class ScoreSettings(_Frozen):
 class PiiSettings(_Frozen):
     key_env: str = Field("LAKEFORGE_PII_KEY", description="environment variable holding the HMAC key")
     dev_key_file: str | None = Field(None, description="local environment only: a generated development key")
+
+
+class InstancePrice(_Frozen):
+    vcpus: int = Field(ge=1)
+    on_demand: float = Field(ge=0, description="per instance-hour")
+    spot: float = Field(ge=0, description="per instance-hour (a typical spot price)")
+
+
+class CostSettings(_Frozen):
+    """Prices for the job_runs cost estimate: executor core-seconds / vCPUs x the instance's hourly price."""
+
+    currency: str = "USD"
+    instance_type: str | None = Field(None, description="the worker instance type of this environment")
+    capacity: Literal["on_demand", "spot"] = "on_demand"
+    prices: dict[str, InstancePrice] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _priced(self) -> "CostSettings":
+        if self.instance_type is not None and self.instance_type not in self.prices:
+            raise ValueError(f"instance_type {self.instance_type!r} has no entry in cost.prices "
+                             f"(priced: {sorted(self.prices)})")
+        return self

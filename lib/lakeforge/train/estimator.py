@@ -21,7 +21,7 @@ SCORE_COL = "probability_1"
 
 # Parameters lakeforge sets itself; a config that sets them would silently fight the pipeline.
 _RESERVED = {"features_col", "label_col", "num_workers", "random_state", "seed", "missing", "device", "weight_col",
-             "validation_indicator_col"}
+             "validation_indicator_col", "force_repartition", "repartition_random_shuffle"}
 
 
 def assembled_features(features: FeatureSettings) -> list[str]:
@@ -53,7 +53,9 @@ def build_pipeline(features: FeatureSettings, model: ModelSettings, *, params: d
         raise ValueError("model.num_workers is auto; resolve it against the cluster first (train.checks.check_cluster)")
     extra = {"weight_col": model.weight_col} if model.weight_col else {}
     if validation:
-        extra["validation_indicator_col"] = VALIDATION_COL
+        # Validation rows are the latest share of the period; without a shuffle a worker could get only those
+        # (or none) and stall the barrier stage: force a random repartition across the workers.
+        extra.update(validation_indicator_col=VALIDATION_COL, force_repartition=True, repartition_random_shuffle=True)
     estimator = SparkXGBClassifier if model.task == "classification" else SparkXGBRegressor
     stages.append(estimator(features_col=FEATURES_COL, label_col=LABEL_COL, num_workers=workers,
                             random_state=model.seed, device=device, **{"verbose": False, **extra, **params}))

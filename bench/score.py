@@ -6,7 +6,7 @@ single-process limit on the same rows and model (pyarrow reads the table's Parqu
 
 The model is the demo's (trained here by lakeforge on the bundled data, 200 trees, depth 6, no search); the input
 is the demo's gold table repeated with shifted years (keys stay unique) to each size. Both prediction paths
-(``transform``: the pipeline's own Spark transform; ``map_in_pandas``: booster on Arrow batches) are timed at each
+(``transform``: the pipeline's own Spark transform; ``map_in_arrow``: booster on Arrow batches) are timed at each
 Arrow batch size. Results: bench/results/score.json.
 """
 
@@ -107,7 +107,7 @@ def main() -> None:
         single = single_process(spark, model, settings.features, key, source, args.workdir / "single_out",
                                 settings.score.threshold)
         entry = {"rows": rows, "single_process_s": round(single, 2), "job": []}
-        for method in ("transform", "map_in_pandas"):
+        for method in ("transform", "map_in_arrow"):
             for batch in args.batch_rows:
                 variant = settings.model_copy(update={
                     "score": settings.score.model_copy(update={"method": method, "arrow_batch_rows": batch}),

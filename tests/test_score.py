@@ -68,17 +68,17 @@ def test_full_scoring_writes_lineage_and_replaces_its_batch(spark, scoring):
     assert latest_scored(spark, settings).batch_id == first.batch_id
 
 
-def test_transform_and_map_in_pandas_give_the_same_probabilities(spark, scoring, tmp_path):
+def test_transform_and_map_in_arrow_give_the_same_probabilities(spark, scoring, tmp_path):
     settings, gold, _ = scoring
     results = {}
-    for method in ("transform", "map_in_pandas"):
+    for method in ("transform", "map_in_arrow"):
         variant = settings.model_copy(update={
             "score": settings.score.model_copy(update={"method": method, "arrow_batch_rows": 300}),
             "storage": settings.storage.model_copy(update={"root": str(tmp_path / method)})})
         result = score_table(spark, variant, input_path=gold)
         results[method] = {r.id: r.probability for r in _predictions(spark, result).select("id", "probability").collect()}
-    assert results["transform"].keys() == results["map_in_pandas"].keys() and len(results["transform"]) == 2000
-    assert max(abs(results["transform"][k] - results["map_in_pandas"][k]) for k in results["transform"]) < 1e-6
+    assert results["transform"].keys() == results["map_in_arrow"].keys() and len(results["transform"]) == 2000
+    assert max(abs(results["transform"][k] - results["map_in_arrow"][k]) for k in results["transform"]) < 1e-6
 
 
 def test_incremental_scores_only_changed_rows_and_records_the_version(spark, scoring, tmp_path):

@@ -167,10 +167,10 @@ class ModelSettings(_Frozen):
 class ScoreSettings(_Frozen):
     table: str
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    method: Literal["transform", "map_in_pandas"] = Field(
-        "map_in_pandas", description="transform: the pipeline's own Spark transform; map_in_pandas: indexers in "
+    method: Literal["transform", "map_in_arrow"] = Field(
+        "map_in_arrow", description="transform: the pipeline's own Spark transform; map_in_arrow: indexers in "
                                      "the JVM, then the booster on Arrow batches (bench/score.py compares them)")
-    arrow_batch_rows: int = Field(10_000, ge=100, description="rows per Arrow batch handed to Python")
+    arrow_batch_rows: int = Field(50_000, ge=100, description="rows per Arrow batch handed to Python")
 
 
 class PiiSettings(_Frozen):

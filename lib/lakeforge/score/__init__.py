@@ -9,6 +9,7 @@ the last scored version through the source's Change Data Feed and records the ve
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 
@@ -19,9 +20,9 @@ from pyspark.sql import functions as F
 from lakeforge.config import Settings
 from lakeforge.features import entity_key, gold_path
 from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
-from lakeforge.score.predict import PREDICTION, predict_map_in_pandas, predict_transform
+from lakeforge.score.predict import PREDICTION, predict_map_in_arrow, predict_transform
 from lakeforge.score.signature import SignatureMismatchError, check_signature
-from lakeforge.tables import delta_version
+from lakeforge.tables import delta_version, last_commit
 from lakeforge.train.registry import find_version, mlflow_client
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,8 @@ def score_table(
     previous_batch_rows = spark.conf.get(ARROW_BATCH, None)
     spark.conf.set(ARROW_BATCH, str(settings.score.arrow_batch_rows))
     try:
-        if settings.score.method == "map_in_pandas":
-            scored = predict_map_in_pandas(model, inputs, classify, [*key, *([label] if label else [])])
+        if settings.score.method == "map_in_arrow":
+            scored = predict_map_in_arrow(model, inputs, classify, [*key, *([label] if label else [])])
         else:
             scored = predict_transform(model, inputs, classify)
         value = F.col(PREDICTION)
@@ -140,15 +141,19 @@ def score_table(
             F.current_timestamp().alias("scored_at"),
         )
         (out.write.format("delta").mode("overwrite").option("replaceWhere", f"batch_id = '{batch}'")
-         .option("mergeSchema", "true").save(target))
+         .option("mergeSchema", "true").option("userMetadata", json.dumps({"batch_id": batch})).save(target))
     finally:
         if previous_batch_rows is None:
             spark.conf.unset(ARROW_BATCH)
         else:
             spark.conf.set(ARROW_BATCH, previous_batch_rows)
-    table_version = delta_version(spark, target)
-    rows = (spark.read.format("delta").option("versionAsOf", table_version).load(target)
-            .where(F.col("batch_id") == batch).count())
+    commit = last_commit(spark, target)  # the write's own row count: no second pass over the predictions
+    table_version = commit["version"]
+    ours = (commit["user_metadata"] or {}).get("batch_id") == batch  # not a concurrent writer's commit
+    rows = commit["metrics"].get("numOutputRows") if ours else None
+    if rows is None:
+        rows = (spark.read.format("delta").option("versionAsOf", table_version).load(target)
+                .where(F.col("batch_id") == batch).count())
     log.info("scored %s rows of %s (versions %s..%s) with %s v%s into %s as batch %s", rows, source,
              "start" if from_version is None else from_version + 1, source_version, name, mv.version, target, batch)
     return ScoreResult(target, table_version, rows, name, int(mv.version), mv.run_id, source, source_version, batch,

@@ -8,7 +8,7 @@ challenger's holdout score, logged at training, against the current champion sco
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.features import entity_key
@@ -18,6 +18,14 @@ from lakeforge.train.registry import find_version, mlflow_client
 from lakeforge.train.splits import holdout_split
 
 LINEAGE_TAGS = ("gold_table", "gold_version")
+
+
+def holdout_rows(spark: SparkSession, settings: Settings, tags: dict[str, str]) -> DataFrame:
+    """The holdout a version was scored on: the gold table at the version its ``tags`` name, split as configured."""
+    gold = spark.read.format("delta").option("versionAsOf", int(tags["gold_version"])).load(tags["gold_table"])
+    _, holdout = holdout_split(with_label(gold, settings.features), settings.features, entity_key(settings),
+                               settings.model.seed, settings.model.task == "classification")
+    return holdout
 
 
 def gate_registered_version(spark: SparkSession, settings: Settings, *, alias: str | None = "challenger",
@@ -38,11 +46,8 @@ def gate_registered_version(spark: SparkSession, settings: Settings, *, alias: s
     if missing:
         raise ValueError(f"model {model.registered_name} v{mv.version} has no tag(s) {', '.join(missing)}; "
                          "only versions registered by lakeforge's training can be gated")
-    gold = (spark.read.format("delta").option("versionAsOf", int(mv.tags["gold_version"]))
-            .load(mv.tags["gold_table"]))
-    _, holdout = holdout_split(with_label(gold, settings.features), settings.features, entity_key(settings),
-                               model.seed, model.task == "classification")
-    decision = apply_gate(client, model, int(mv.version), float(mv.tags[f"holdout_{metric}"]), holdout, promote)
+    decision = apply_gate(client, model, int(mv.version), float(mv.tags[f"holdout_{metric}"]),
+                          holdout_rows(spark, settings, mv.tags), promote)
     if mv.run_id:
         client.log_dict(mv.run_id, decision.as_dict(), "registry_gate.json")
         client.set_tag(mv.run_id, "promoted", str(decision.promoted).lower())

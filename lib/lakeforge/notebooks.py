@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from lakeforge.config import MlflowSettings, Settings, StorageSettings, load_settings
 from lakeforge.demo_data import stage_demo_data
@@ -115,7 +116,7 @@ def holdout_predictions(spark: SparkSession, settings: Settings, *, alias: str |
     mv = find_version(client, settings.model.registered_name, alias=alias, version=version)
     model = mlflow.spark.load_model(f"models:/{settings.model.registered_name}/{mv.version}")
     scored = positive_probability(model.transform(holdout_rows(spark, settings, mv.tags)))
-    return scored.select(LABEL_COL, SCORE_COL).toPandas()
+    return scored.select(F.col(LABEL_COL).alias("label"), F.col(SCORE_COL).alias("score")).toPandas()
 
 
 def registered_versions(settings: Settings) -> pd.DataFrame:

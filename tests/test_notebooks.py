@@ -116,9 +116,8 @@ def test_trials_and_the_gate_reach_mlflow(executed):
     settings = notebook_settings("local", root, conf_dir=ROOT / "conf")
     versions = registered_versions(settings)
     assert list(versions["version"]) == [2, 1]
-    champion = versions.set_index("version").loc[1]
-    assert "champion" in champion["aliases"]
-    trials = trial_history(settings, champion["run_id"])
+    assert versions["aliases"].str.contains("champion").sum() == 1
+    trials = trial_history(settings, versions.set_index("version").loc[1]["run_id"])  # v1: 02's search
     assert len(trials) == MAX_EVALS and (trials["status"] == "ok").all()
     assert trials["validation_auc"].between(0.5, 1.0).all()
     gate = [o for o in _executed(notebooks["03_evaluate_and_compare"]) if "text/plain" in o.get("data", {})]
@@ -127,5 +126,9 @@ def test_trials_and_the_gate_reach_mlflow(executed):
     from lakeforge.train.registry import mlflow_client
 
     run = mlflow_client(settings.mlflow).get_run(versions.set_index("version").loc[2]["run_id"])
-    assert run.data.tags["promoted"] in ("true", "false") and run.data.tags["gate_reason"]
-    assert json.loads(Path(run.info.artifact_uri.removeprefix("file://"), "registry_gate.json").read_text())["version"] == 2
+    # the gate step's decision replaced the one training logged with --promote never
+    logged = json.loads(Path(run.info.artifact_uri.removeprefix("file://"), "registry_gate.json").read_text())
+    assert (logged["version"], logged["promote"]) == (2, "gate")
+    assert run.data.tags["gate_reason"] == logged["reason"] != "promotion disabled (--promote never)"
+    assert run.data.tags["promoted"] == str(logged["promoted"]).lower()
+    assert ("champion" in versions.set_index("version").loc[2]["aliases"]) == logged["promoted"]

@@ -122,8 +122,12 @@ def holdout_predictions(spark: SparkSession, settings: Settings, *, alias: str |
 def registered_versions(settings: Settings) -> pd.DataFrame:
     """Every registered version of the model: aliases, holdout score, lineage tags, newest first."""
     client = mlflow_client(settings.mlflow)
-    versions = client.search_model_versions(f"name='{settings.model.registered_name}'")
-    rows = [{"version": int(mv.version), "aliases": ", ".join(sorted(mv.aliases)), "run_id": mv.run_id,
+    name = settings.model.registered_name
+    aliases: dict[int, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():  # search results carry no aliases
+        aliases.setdefault(int(version), []).append(alias)
+    versions = client.search_model_versions(f"name='{name}'")
+    rows = [{"version": int(mv.version), "aliases": ", ".join(sorted(aliases.get(int(mv.version), []))), "run_id": mv.run_id,
              **{k: v for k, v in mv.tags.items() if k.startswith(("holdout_", "gold_"))}} for mv in versions]
     return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True)
 

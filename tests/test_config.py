@@ -47,7 +47,7 @@ def test_unknown_key_names_file_key_path_and_allowed_keys(conf_copy):
     with pytest.raises(ConfigError) as err:
         load_settings("local", conf_copy)
     assert str(err.value) == (f"{conf_copy / 'local.yaml'}: spark.shuffle_partitions: unknown key; "
-                              "allowed keys here: app_name, conf, delta_jars, jar_cache, master, packages")
+                              "allowed keys here: app_name, conf, delta_jars, event_log_dir, jar_cache, master, packages")
 
 
 def test_wrong_type_names_the_file_that_set_it(conf_copy):

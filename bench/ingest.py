@@ -14,6 +14,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import platform
 import shutil
@@ -60,6 +61,18 @@ def make_csv(target: Path, copies: int) -> int:
     return rows
 
 
+class PhaseLog(logging.Handler):
+    """Keeps the per-phase seconds that ``process_batch`` logs with each batch."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.phases: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("ingested") and isinstance(record.args, tuple) and len(record.args) == 2:
+            self.phases = dict(record.args[1])
+
+
 def timed(action) -> float:
     start = time.perf_counter()
     action()
@@ -82,6 +95,10 @@ def main() -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    phase_log = PhaseLog()
+    batch_logger = logging.getLogger("lakeforge.ingest.batch")
+    batch_logger.setLevel(logging.INFO)
+    batch_logger.addHandler(phase_log)
     results = []
     for copies in args.copies:
         data = args.workdir / "data" / f"flights_x{copies}.csv"
@@ -102,7 +119,7 @@ def main() -> None:
         entry = {"copies": copies, "rows": rows, "plain_spark_parquet_s": round(plain, 2),
                  "pyarrow_parquet_s": round(arrow, 2), "lakeforge_ingest_s": round(full, 2),
                  "ratio_vs_plain_spark": round(full / plain, 2), "ratio_vs_pyarrow": round(full / arrow, 2),
-                 "ingest_rows_per_s": round(rows / full)}
+                 "ingest_rows_per_s": round(rows / full), "ingest_phases_s": phase_log.phases}
         print(json.dumps(entry), flush=True)
         results.append(entry)
         shutil.rmtree(run, ignore_errors=True)

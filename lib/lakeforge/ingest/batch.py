@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings, SourceSpec
 from lakeforge.ingest.enforce import duplicate_rows, enforce, quarantine_rows, valid_rows
-from lakeforge.ingest.merge import RANK, merge_into_silver, rank_by_key
-from lakeforge.ingest.pii import PiiKeyMissingError, hmac_column
-from lakeforge.ingest.quality import DataQualityError, batch_stats, evaluate, failures, write_metrics
+from lakeforge.ingest.merge import COUNT, duplicate_keys, merge_into_silver, split_duplicates
+from lakeforge.ingest.pii import PiiKeyMissingError, hash_columns
+from lakeforge.ingest.quality import BatchStats, DataQualityError, batch_stats, evaluate, failures, stats_aggregates, stats_from, write_metrics
 from lakeforge.ingest.read import CORRUPT, RawBatch
 from lakeforge.tables import delta_version, last_commit, retry_on_conflict
 
@@ -88,39 +91,108 @@ def _append_once(spark: SparkSession, frame, path: str, app_id: str, merge_schem
     return retry_on_conflict(append, what=f"appending to {path}")
 
 
+#: Duplicate keys up to this many are collected and only their rows ranked; above it every row is ranked.
+MAX_COLLECTED_DUPLICATE_KEYS = 10_000
+CONSTRAINT_PROPAGATION = "spark.sql.constraintPropagation.enabled"
+
+
+class _Phases:
+    """Wall-clock seconds per phase of a batch, for the log (and the benchmark)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._last, 3)
+        self._last = now
+
+
 def process_batch(spark: SparkSession, settings: Settings, raw: RawBatch) -> IngestResult:
-    """Land ``raw`` in bronze, then enforce, quarantine, deduplicate, gate and MERGE it into silver."""
+    """Land ``raw`` in bronze, then enforce, quarantine, deduplicate, gate and MERGE it into silver.
+
+    Spark jobs over the batch's rows: the bronze append; one pass over the batch read back from bronze that
+    computes the data-quality statistics (``observe``) while collecting the keys held by several valid rows (a
+    shuffle of the key columns only); the quarantine append when a row was rejected; the silver MERGE. Nothing
+    is cached: each pass reads the batch's bronze files again, which costs less than caching them.
+    """
+    key = pii_key_for(settings, raw.source)
+    with _no_constraint_propagation(spark):
+        return _process_batch(spark, settings, raw, key)
+
+
+@contextmanager
+def _no_constraint_propagation(spark: SparkSession):
+    """The batch's plans carry one filter over ~2 x (columns) aliased expressions (the casts and the raw copies);
+    Spark's constraint propagation substitutes every alias into it, doubling its constraint set per alias, which
+    at 19 columns exhausts the driver's memory as soon as a join (the MERGE's) asks for the constraints. The
+    inferred filters would buy nothing here, so it is off while the batch runs (and restored afterwards)."""
+    previous = spark.conf.get(CONSTRAINT_PROPAGATION, None)
+    spark.conf.set(CONSTRAINT_PROPAGATION, "false")
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(CONSTRAINT_PROPAGATION)
+        else:
+            spark.conf.set(CONSTRAINT_PROPAGATION, previous)
+
+
+def _observed_stats(observation: Observation, enforced, source: SourceSpec) -> BatchStats:
+    """The statistics observed during the duplicate-key pass. Adaptive execution drops the observing node from
+    the final plan when no row reaches the shuffle (a batch without a valid row), and with it the metrics: then
+    they are computed by a job of their own (over rows that are all quarantined anyway)."""
+    try:
+        observed = observation.get
+    except Exception:  # noqa: BLE001 - pyspark fails converting an empty metrics row
+        observed = {}
+    if "__rows" not in observed:
+        return batch_stats(enforced, source)
+    return stats_from(observed, source)
+
+
+def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: bytes | None) -> IngestResult:
     source, batch_id = raw.source, raw.batch_id
-    key = pii_key_for(settings, source)
+    phases = _Phases()
     # Bronze keeps whatever arrived (its schema may grow); the contract is enforced on the way to silver.
     appended = _append_once(spark, raw.frame, bronze_path(settings, source.name), f"lakeforge-bronze:{batch_id}",
                             merge_schema=True)
+    phases.done("bronze_append")
     bronze = spark.read.format("delta").load(bronze_path(settings, source.name)).where(F.col("_batch_id") == batch_id)
-    enforced = enforce(bronze.select(*source.column_names, CORRUPT, "_ingested_at", "_source_file", "_batch_id"),
-                       source).persist()
-    ranked = rank_by_key(valid_rows(enforced, source), source).persist()
-    try:
-        stats = batch_stats(enforced, source)
-        duplicates = ranked.where(F.col(RANK) > 1).count()
-        rejected = quarantine_rows(enforced, source, key).unionByName(
-            duplicate_rows(ranked.where(F.col(RANK) > 1), source, key))
-        if stats.quarantined or duplicates:
-            _append_once(spark, rejected, quarantine_path(settings, source.name), f"lakeforge-quarantine:{batch_id}")
-        measured = evaluate(source, stats, duplicates)
-        write_metrics(spark, dq_metrics_path(settings), source.name, batch_id, measured)
-        failed = failures(measured)
-        if failed:
-            raise DataQualityError(
-                f"source '{source.name}' batch {batch_id} failed expectation(s): {'; '.join(failed)}. Silver was not "
-                f"changed; the batch is in {bronze_path(settings, source.name)} (_batch_id = '{batch_id}') and its "
-                f"metrics in {dq_metrics_path(settings)}")
-        kept = ranked.where(F.col(RANK) == 1).drop(RANK, "_source_file")
-        for column in source.pii:
-            kept = kept.withColumn(column, hmac_column(F.col(f"`{column}`"), key))
-        merged = merge_into_silver(spark, silver_path(settings, source.name), source, kept, batch_id, raw.watermark)
-    finally:
-        ranked.unpersist()
-        enforced.unpersist()
+    enforced = enforce(bronze.select(*source.column_names, CORRUPT, "_ingested_at", "_source_file", "_batch_id"), source)
+
+    observation = Observation(f"lakeforge-stats-{uuid.uuid4().hex}")
+    observed = enforced.observe(observation, *stats_aggregates(source))
+    groups = duplicate_keys(valid_rows(observed, source), source).limit(MAX_COLLECTED_DUPLICATE_KEYS + 1).collect()
+    stats = _observed_stats(observation, enforced, source)
+    if len(groups) > MAX_COLLECTED_DUPLICATE_KEYS:
+        duplicates = int(duplicate_keys(valid_rows(enforced, source), source)
+                         .agg(F.sum(F.col(COUNT) - 1)).first()[0] or 0)
+        groups = None
+    else:
+        duplicates = sum(g[COUNT] - 1 for g in groups)
+    phases.done("enforce_stats_duplicates")
+
+    kept, losers = split_duplicates(valid_rows(enforced, source), source, groups)
+    if stats.quarantined or duplicates:
+        rejected = quarantine_rows(enforced, source, key)
+        if losers is not None:
+            rejected = rejected.unionByName(duplicate_rows(losers, source, key))
+        _append_once(spark, rejected, quarantine_path(settings, source.name), f"lakeforge-quarantine:{batch_id}")
+    phases.done("quarantine")
+    measured = evaluate(source, stats, duplicates)
+    write_metrics(spark, dq_metrics_path(settings), source.name, batch_id, measured)
+    phases.done("dq_metrics")
+    failed = failures(measured)
+    if failed:
+        raise DataQualityError(
+            f"source '{source.name}' batch {batch_id} failed expectation(s): {'; '.join(failed)}. Silver was not "
+            f"changed; the batch is in {bronze_path(settings, source.name)} (_batch_id = '{batch_id}') and its "
+            f"metrics in {dq_metrics_path(settings)}")
+    kept = hash_columns(kept.drop("_source_file"), source.pii, key)
+    merged = merge_into_silver(spark, silver_path(settings, source.name), source, kept, batch_id, raw.watermark)
+    phases.done("silver_merge")
 
     silver = silver_path(settings, source.name)
     commit = last_commit(spark, silver)
@@ -132,7 +204,8 @@ def process_batch(spark: SparkSession, settings: Settings, raw: RawBatch) -> Ing
         silver_version=commit["version"], silver_rows=spark.read.format("delta").load(silver).count(),
         added_columns=raw.added_columns,
     )
-    log.info("ingested %s", result.as_dict())
+    phases.done("result")
+    log.info("ingested %s in %s", result.as_dict(), phases.seconds)
     return result
 
 

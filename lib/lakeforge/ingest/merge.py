@@ -8,6 +8,7 @@ import logging
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakeforge.config import SourceSpec
 from lakeforge.tables import idempotent_dml, retry_on_conflict
@@ -15,6 +16,7 @@ from lakeforge.tables import idempotent_dml, retry_on_conflict
 log = logging.getLogger(__name__)
 SILVER_LINEAGE = (("_batch_id", "string"), ("_ingested_at", "timestamp"))
 RANK = "__rank"
+COUNT = "__n"
 
 
 def silver_type(source: SourceSpec, column: str, declared: str) -> str:
@@ -68,6 +70,39 @@ def rank_by_key(rows: DataFrame, source: SourceSpec) -> DataFrame:
         order.insert(0, F.col(f"`{source.event_time}`").desc_nulls_last())
     window = Window.partitionBy(*[F.col(f"`{k}`") for k in source.primary_key]).orderBy(*order)
     return rows.withColumn(RANK, F.row_number().over(window))
+
+
+def duplicate_keys(rows: DataFrame, source: SourceSpec) -> DataFrame:
+    """The keys held by more than one row, with their row count ``__n`` (a shuffle of the key columns only)."""
+    return (rows.groupBy(*[F.col(f"`{k}`") for k in source.primary_key]).agg(F.count(F.lit(1)).alias(COUNT))
+            .where(F.col(COUNT) > 1))
+
+
+def split_duplicates(rows: DataFrame, source: SourceSpec, keys: list | None) -> tuple[DataFrame, DataFrame | None]:
+    """(kept, losers): the rows to keep (one per key) and those that lost to a row of the same key.
+
+    ``keys`` are the rows of ``duplicate_keys`` when they were few enough to collect: only the rows whose key
+    hashes like one of them are ranked (a hash collision only means a unique key is ranked alone and kept),
+    the others pass through untouched, with no join and no shuffle. With no duplicate, nothing is ranked;
+    with ``keys=None`` (too many to collect) every row is ranked.
+    """
+    if keys is None:
+        ranked = rank_by_key(rows, source)
+        return ranked.where(F.col(RANK) == 1).drop(RANK), ranked.where(F.col(RANK) > 1).drop(RANK)
+    if not keys:
+        return rows, None
+    fields = [rows.schema[k] for k in source.primary_key]
+    schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in fields])
+    hashes = sorted({h for (h,) in rows.sparkSession.createDataFrame([tuple(k[f.name] for f in fields) for k in keys], schema)
+                     .select(_key_hash(source)).collect()})
+    contested = _key_hash(source).isin(hashes)
+    ranked = rank_by_key(rows.where(contested), source)
+    kept = rows.where(~contested).unionByName(ranked.where(F.col(RANK) == 1).drop(RANK))
+    return kept, ranked.where(F.col(RANK) > 1).drop(RANK)
+
+
+def _key_hash(source: SourceSpec):
+    return F.xxhash64(*[F.col(f"`{k}`") for k in source.primary_key])
 
 
 def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: DataFrame, batch_id: str,

@@ -1,19 +1,28 @@
 """Keyed hashing of PII columns: HMAC-SHA256 with a key that only ever comes from the environment.
 
-The key is captured in a vectorised UDF's closure (shipped to executors inside the pickled function), so it
-never appears in a query plan, a log line or the Spark UI. Equal values hash equally under one key, so joins
-on a hashed column (``tailnum`` in flights and planes) still work.
+Spark has no built-in HMAC, so it is composed in the JVM from ``sha2`` exactly as RFC 2104 defines it:
+``HMAC(K, m) = SHA256((K' xor opad) || SHA256((K' xor ipad) || m))``, with ``K'`` the key (hashed first when
+longer than the 64-byte SHA-256 block) padded with zeros to 64 bytes. The result is the same lowercase hex
+digest as Python's ``hmac.new(key, value.encode(), sha256).hexdigest()`` (``hmac_hex``), so values hashed
+before (by a Python UDF) and now join.
+
+The two padded keys are never literals of an expression: they sit in a one-row DataFrame that is broadcast
+and cross-joined to the rows, so a query plan, a log line or the Spark UI shows only their column names.
+Equal values hash equally under one key, so joins on a hashed column (``tailnum`` in flights and planes) still
+work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Iterable
 
-import pandas as pd
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf
+
+_BLOCK = 64  # SHA-256 block size in bytes
+_IPAD, _OPAD = "__pii_ipad", "__pii_opad"
 
 
 class PiiKeyMissingError(RuntimeError):
@@ -21,22 +30,35 @@ class PiiKeyMissingError(RuntimeError):
 
 
 def hmac_hex(key: bytes, value: str) -> str:
+    """The reference implementation (Python's ``hmac``); the Spark expression must agree with it."""
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def hmac_column(column: Column, key: bytes) -> Column:
-    """``column`` (cast to string) replaced by its HMAC-SHA256 hex digest; nulls stay null."""
+def _pads(key: bytes) -> tuple[bytes, bytes]:
     if not key:
         raise PiiKeyMissingError("an empty PII key is not a key")
-
-    @pandas_udf("string")
-    def _hmac(values: pd.Series) -> pd.Series:
-        return values.map(lambda v: None if v is None or v is pd.NA else hmac_hex(key, v))
-
-    return _hmac(column.cast("string"))
+    block = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
-def masked(column_name: str, key: bytes | None, pii: tuple[str, ...]) -> Column:
-    """The column as it may be shown outside bronze: hashed when it is PII, as is otherwise."""
-    col = F.col(f"`{column_name}`")
-    return hmac_column(col, key) if column_name in pii and key else col
+def _hmac_expr(column: Column) -> Column:
+    """HMAC-SHA256 hex of ``column`` (cast to string, UTF-8) given the pad columns; nulls stay null."""
+    inner = F.unhex(F.sha2(F.concat(F.col(_IPAD), column.cast("string").cast("binary")), 256))
+    return F.sha2(F.concat(F.col(_OPAD), inner), 256)
+
+
+def hash_columns(frame: DataFrame, columns: Iterable[str], key: bytes | None) -> DataFrame:
+    """``frame`` with each of ``columns`` replaced (same name, same position) by its HMAC-SHA256 hex digest.
+
+    Without columns, the frame is returned as is; columns to hash without a key raise ``PiiKeyMissingError``.
+    """
+    columns = [c for c in columns if c in frame.columns]
+    if not columns:
+        return frame
+    if key is None:
+        raise PiiKeyMissingError("PII columns to hash and no key")
+    ipad, opad = _pads(key)
+    pads = frame.sparkSession.createDataFrame([(bytearray(ipad), bytearray(opad))], f"{_IPAD} binary, {_OPAD} binary")
+    joined = frame.crossJoin(F.broadcast(pads))
+    return joined.select(*[_hmac_expr(F.col(f"`{c}`")).alias(c) if c in columns else F.col(f"`{c}`")
+                           for c in frame.columns])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import SourceSpec
-from lakeforge.ingest.enforce import REASONS
+from lakeforge.ingest.enforce import VALID
 from lakeforge.tables import retry_on_conflict
 
 DQ_SCHEMA = ("source string, batch_id string, metric string, column string, value double, threshold double, "
@@ -26,13 +26,22 @@ class BatchStats:
     null_rates: dict[str, float]
 
 
-def batch_stats(enforced: DataFrame, source: SourceSpec) -> BatchStats:
-    """Rows read, rows failing the contract and the null rate of every typed column, in one pass."""
-    aggregates = [F.count(F.lit(1)).alias("__rows"), F.sum((F.size(REASONS) > 0).cast("long")).alias("__bad")]
+def stats_aggregates(source: SourceSpec) -> list[Column]:
+    """Aggregates giving rows read, rows failing the contract and the null rate of every typed column, meant
+    for ``DataFrame.observe`` on the enforced rows (computed in a pass that runs anyway)."""
+    aggregates = [F.count(F.lit(1)).alias("__rows"), F.sum((~F.col(VALID)).cast("long")).alias("__bad")]
     aggregates += [F.avg(F.col(f"`{c}`").isNull().cast("double")).alias(c) for c in source.column_names]
-    row = enforced.agg(*aggregates).first()
-    rows = int(row["__rows"])
-    return BatchStats(rows, int(row["__bad"] or 0), {c: float(row[c] or 0.0) for c in source.column_names})
+    return aggregates
+
+
+def stats_from(row: dict, source: SourceSpec) -> BatchStats:
+    """``BatchStats`` from the values of ``stats_aggregates``."""
+    return BatchStats(int(row["__rows"]), int(row["__bad"] or 0), {c: float(row[c] or 0.0) for c in source.column_names})
+
+
+def batch_stats(enforced: DataFrame, source: SourceSpec) -> BatchStats:
+    """``stats_aggregates`` as a job of their own."""
+    return stats_from(enforced.agg(*stats_aggregates(source)).first().asDict(), source)
 
 
 def evaluate(source: SourceSpec, stats: BatchStats, duplicates: int) -> list[tuple]:

@@ -27,7 +27,6 @@ from typing import Iterator
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.utils import AnalysisException
 
 from lakeforge.config import Settings
 from lakeforge.tables import retry_on_conflict
@@ -82,22 +81,26 @@ def job_runs_path(settings: Settings) -> str:
 
 
 def event_log_files(spark: SparkSession) -> list[str] | None:
-    """Globs of this application's event log (rolling: ``eventlog_v2_<app>/events_*``, Spark 4's default;
-    single file: ``<app>[.inprogress]``), or None when event logging is off."""
-    conf = spark.sparkContext.getConf()
+    """Candidate paths of this application's event log: the rolling folder ``eventlog_v2_<app>`` (Spark 4's
+    default), else the single file ``<app>[.inprogress]``; None when event logging is off."""
+    sc = spark.sparkContext
+    conf = sc.getConf()
     if conf.get("spark.eventLog.enabled", "false").lower() != "true" or not conf.get("spark.eventLog.dir"):
         return None
-    base, app = conf.get("spark.eventLog.dir").rstrip("/"), spark.sparkContext.applicationId
-    return [f"{base}/eventlog_v2_{app}*/events_*", f"{base}/{app}*"]
+    base = conf.get("spark.eventLog.dir").rstrip("/")
+    attempt = sc._jsc.sc().applicationAttemptId()  # YARN cluster mode names the log after the attempt too
+    app = sc.applicationId + (f"_{attempt.get()}" if attempt.isDefined() else "")
+    return [f"{base}/eventlog_v2_{app}", f"{base}/{app}.inprogress", f"{base}/{app}"]
 
 
-def _read_event_log(spark: SparkSession, globs: list[str]):
-    for pattern in globs:
-        try:
-            return spark.read.text(pattern)
-        except AnalysisException:  # this layout is not the one in use
-            continue
-    raise FileNotFoundError(f"no Spark event log matches {globs}")
+def _read_event_log(spark: SparkSession, candidates: list[str]):
+    """The first candidate that exists, checked through Hadoop's FileSystem (HDFS, S3, local alike)."""
+    sc = spark.sparkContext
+    for candidate in candidates:
+        path = sc._jvm.org.apache.hadoop.fs.Path(candidate)
+        if path.getFileSystem(sc._jsc.hadoopConfiguration()).exists(path):
+            return spark.read.text(candidate)
+    raise FileNotFoundError(f"no Spark event log at any of {candidates}")
 
 
 def spark_metrics(spark: SparkSession, since_ms: int, until_ms: int) -> dict[str, float] | None:

@@ -59,6 +59,9 @@ def _categorical_bin(column: str, categories: list[str] | None) -> Column:
     return F.when(value.isNull(), F.lit(NULL_BIN)).otherwise(label)
 
 
+WHOLE_STAGE = "spark.sql.codegen.wholeStage"
+
+
 def count_bins(frame: DataFrame, numeric: dict[str, list[float]], categorical: dict[str, list[str] | None],
                top_n: int | None = None) -> dict[str, dict[str, int]]:
     """Rows per (column, bin) in one Spark job. Numeric bins are fine-bin indexes (as strings); categorical bins
@@ -79,9 +82,25 @@ def count_bins(frame: DataFrame, numeric: dict[str, list[float]], categorical: d
         counts = (counts.withColumn("bin", F.when(keep, F.col("bin")).otherwise(F.lit(OTHER)))
                   .groupBy("feature", "bin").agg(F.sum("count").alias("count")))
     result: dict[str, dict[str, int]] = {c: {} for c in (*numeric, *categorical)}
-    for row in counts.collect():
+    for row in _collect_interpreted(counts):
         result[row["feature"]][row["bin"]] = int(row["count"])
     return result
+
+
+def _collect_interpreted(frame: DataFrame) -> list:
+    """Collect without whole-stage code generation: the bin expressions of every feature at once generate a Java
+    method above the JVM's 64 KB limit, which Spark would compile, fail (logging a long error) and then run
+    interpreted anyway."""
+    spark = frame.sparkSession
+    previous = spark.conf.get(WHOLE_STAGE, None)
+    spark.conf.set(WHOLE_STAGE, "false")
+    try:
+        return frame.collect()
+    finally:
+        if previous is None:
+            spark.conf.unset(WHOLE_STAGE)
+        else:
+            spark.conf.set(WHOLE_STAGE, previous)
 
 
 def coarse_edges(fine: list[float], quantiles: list[float], fine_bins: int, bins: int) -> list[float]:

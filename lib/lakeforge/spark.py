@@ -18,7 +18,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
 
 from pyspark.sql import SparkSession
 
@@ -132,6 +133,22 @@ def configure_spark_with_lakeforge(
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder
+
+
+@contextmanager
+def session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """Set runtime SQL settings for the body only; each key gets its previous value back (or is unset)."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def ensure_local_event_log_dir(conf: dict[str, str]) -> None:

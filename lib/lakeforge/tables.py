@@ -12,6 +12,8 @@ from typing import Any, Iterator
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from lakeforge.spark import session_conf
+
 log = logging.getLogger(__name__)
 
 
@@ -46,13 +48,8 @@ def idempotent_dml(spark: SparkSession, app_id: str, version: int = 0,
                 "spark.databricks.delta.write.txnVersion": str(version)}
     if user_metadata is not None:
         settings["spark.databricks.delta.commitInfo.userMetadata"] = json.dumps(user_metadata, sort_keys=True)
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
+    with session_conf(spark, settings):
         yield
-    finally:
-        for key in settings:
-            spark.conf.unset(key)
 
 
 def latest_user_metadata(spark: SparkSession, path: str, key: str) -> Any:

@@ -18,6 +18,7 @@ from lakeforge.ingest.merge import COUNT, duplicate_keys, merge_into_silver, spl
 from lakeforge.ingest.pii import PiiKeyMissingError, hash_columns
 from lakeforge.ingest.quality import BatchStats, DataQualityError, batch_stats, evaluate, failures, stats_aggregates, stats_from, write_metrics
 from lakeforge.ingest.read import CORRUPT, RawBatch
+from lakeforge.spark import session_conf
 from lakeforge.tables import delta_version, last_commit, retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,9 @@ def _append_once(spark: SparkSession, frame, path: str, app_id: str, merge_schem
     """
     def append() -> bool:
         before = delta_version(spark, path)
-        spark.conf.set(STATS_DEFAULT, "_batch_id")
-        try:
+        with session_conf(spark, {STATS_DEFAULT: "_batch_id"}):
             (frame.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", 0)
              .option("mergeSchema", str(merge_schema).lower()).save(path))
-        finally:
-            spark.conf.unset(STATS_DEFAULT)
         return delta_version(spark, path) != before
 
     return retry_on_conflict(append, what=f"appending to {path}")
@@ -128,15 +126,8 @@ def _no_constraint_propagation(spark: SparkSession):
     Spark's constraint propagation substitutes every alias into it, doubling its constraint set per alias, which
     at 19 columns exhausts the driver's memory as soon as a join (the MERGE's) asks for the constraints. The
     inferred filters would buy nothing here, so it is off while the batch runs (and restored afterwards)."""
-    previous = spark.conf.get(CONSTRAINT_PROPAGATION, None)
-    spark.conf.set(CONSTRAINT_PROPAGATION, "false")
-    try:
+    with session_conf(spark, {CONSTRAINT_PROPAGATION: "false"}):
         yield
-    finally:
-        if previous is None:
-            spark.conf.unset(CONSTRAINT_PROPAGATION)
-        else:
-            spark.conf.set(CONSTRAINT_PROPAGATION, previous)
 
 
 def _observed_stats(observation: Observation, enforced, source: SourceSpec) -> BatchStats:

@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.ingest.batch import silver_path
+from lakeforge.spark import session_conf
 
 log = logging.getLogger(__name__)
 SAFE_RETENTION_HOURS = 168.0  # Delta's default delta.deletedFileRetentionDuration: 7 days
@@ -56,14 +57,11 @@ def vacuum_table(spark: SparkSession, path: str, retention_hours: float | None =
             f"VACUUM of {path} with {hours:g} hours would delete files younger than the table's retention of {safe:g} "
             "hours, breaking time travel and possibly running readers or writers; use --force if you are sure")
     table = DeltaTable.forPath(spark, path)
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    if hours < safe:
+    forced = hours < safe
+    if forced:
         log.warning("VACUUM of %s below the safe retention (%g < %g hours), as forced", path, hours, safe)
-        spark.conf.set(check, "false")
-    try:
+    with session_conf(spark, {"spark.databricks.delta.retentionDurationCheck.enabled": "false"} if forced else {}):
         table.vacuum(hours)
-    finally:
-        spark.conf.unset(check)
     row = table.history(1).where("operation = 'VACUUM END'").first()
     return int((row["operationMetrics"] or {}).get("numDeletedFiles", 0)) if row else 0
 

@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, MonitorSettings
+from lakeforge.spark import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +92,8 @@ def _collect_interpreted(frame: DataFrame) -> list:
     """Collect without whole-stage code generation: the bin expressions of every feature at once generate a Java
     method above the JVM's 64 KB limit, which Spark would compile, fail (logging a long error) and then run
     interpreted anyway."""
-    spark = frame.sparkSession
-    previous = spark.conf.get(WHOLE_STAGE, None)
-    spark.conf.set(WHOLE_STAGE, "false")
-    try:
+    with session_conf(frame.sparkSession, {WHOLE_STAGE: "false"}):
         return frame.collect()
-    finally:
-        if previous is None:
-            spark.conf.unset(WHOLE_STAGE)
-        else:
-            spark.conf.set(WHOLE_STAGE, previous)
 
 
 def coarse_edges(fine: list[float], quantiles: list[float], fine_bins: int, bins: int) -> list[float]:

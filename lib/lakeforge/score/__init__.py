@@ -22,6 +22,7 @@ from lakeforge.features import entity_key, gold_path
 from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
 from lakeforge.score.predict import PREDICTION, predict_map_in_arrow, predict_transform
 from lakeforge.score.signature import SignatureMismatchError, check_signature
+from lakeforge.spark import session_conf
 from lakeforge.tables import delta_version, last_commit
 from lakeforge.train.registry import find_version, mlflow_client
 
@@ -116,9 +117,7 @@ def score_table(
     inputs = frame.select(*key, *[F.col(f"`{c}`").cast("double").alias(c) if c in features.numeric else F.col(f"`{c}`")
                                   for c in wanted])
     batch = batch_id(name, int(mv.version), source, from_version, source_version)
-    previous_batch_rows = spark.conf.get(ARROW_BATCH, None)
-    spark.conf.set(ARROW_BATCH, str(settings.score.arrow_batch_rows))
-    try:
+    with session_conf(spark, {ARROW_BATCH: str(settings.score.arrow_batch_rows)}):
         if settings.score.method == "map_in_arrow":
             scored = predict_map_in_arrow(model, inputs, classify, [*key, *([label] if label else [])])
         else:
@@ -142,11 +141,6 @@ def score_table(
         )
         (out.write.format("delta").mode("overwrite").option("replaceWhere", f"batch_id = '{batch}'")
          .option("mergeSchema", "true").option("userMetadata", json.dumps({"batch_id": batch})).save(target))
-    finally:
-        if previous_batch_rows is None:
-            spark.conf.unset(ARROW_BATCH)
-        else:
-            spark.conf.set(ARROW_BATCH, previous_batch_rows)
     commit = last_commit(spark, target)  # the write's own row count: no second pass over the predictions
     table_version = commit["version"]
     ours = (commit["user_metadata"] or {}).get("batch_id") == batch  # not a concurrent writer's commit

@@ -125,7 +125,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
         mlflow.log_params({**params, "num_workers": workers, "seed": model.seed, "device": device, "task": model.task,
                            "split": _describe_split(features), "n_features": len(features.feature_columns),
                            "weight_col": model.weight_col})
-        mlflow.log_metrics({"train_rows": rows, "test_rows": test.count(),
+        mlflow.log_metrics({"train_rows": rows,
                             **({"train_positive_rate": positives / rows} if classify else {})})
         if features.split.cv_folds:
             cross_validate(features, model, train, params, device, workers, key)
@@ -145,6 +145,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
         scored_test = (positive_probability(scored_test) if classify else scored_test).persist()
         try:
             metrics = holdout_metrics(scored_test, model.task)
+            mlflow.log_metric("test_rows", metrics["rows"])  # counted with the metrics, not in a pass of its own
             mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
             evaluation = scored_test.select(LABEL_COL, output).toPandas()
         finally:

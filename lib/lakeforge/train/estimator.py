@@ -12,7 +12,6 @@ from pyspark.sql import functions as F
 from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
 
 from lakeforge.config import FeatureSettings, ModelSettings
-from lakeforge.train.splits import time_split  # noqa: F401 - re-exported for monitoring
 
 FEATURES_COL = "features"
 VALIDATION_COL = "is_validation"

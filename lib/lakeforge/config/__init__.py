@@ -20,12 +20,12 @@ from lakeforge.config._base import SPARK_TYPES, ConfigError, _Frozen
 from lakeforge.config.monitoring import (FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
                                          PerformanceSettings, Threshold)
 from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
-from lakeforge.config.stages import (SPACE_KINDS, CostSettings, FeatureSettings, InstancePrice, JoinSpec,
+from lakeforge.config.stages import (SPACE_KINDS, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
                                      MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,
                                      SparkSettings, SplitSettings, StorageSettings)
 
 __all__ = ["FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
-           "ConfigError", "CostSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
+           "ConfigError", "CostSettings", "DeepSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
            "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
            "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
            "Threshold", "load_settings"]

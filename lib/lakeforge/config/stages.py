@@ -136,6 +136,36 @@ class SearchSettings(_Frozen):
         return space
 
 
+DEEP_SEARCHABLE = {"learning_rate", "batch_size", "hidden_units", "hidden_layers", "embedding_dim", "dropout",
+                   "weight_decay"}
+
+
+class DeepSettings(_Frozen):
+    """A PyTorch tabular network (embeddings for categoricals, standardised numerics, an MLP) trained data-parallel
+    by Horovod or PySpark's TorchDistributor (``model.framework: torch``)."""
+
+    backend: Literal["horovod", "torch_distributor"] = Field(
+        "torch_distributor", description="horovod: horovod.spark.run with DistributedOptimizer; torch_distributor: "
+                                         "pyspark.ml.torch.distributor.TorchDistributor with DDP")
+    num_processes: int = Field(2, ge=1, description="training processes (one per task slot, barrier mode)")
+    use_gpu: bool = Field(False, description="one GPU per process: NCCL on GPU, gloo on CPU")
+    hidden_units: int = Field(64, ge=1, description="width of each hidden layer")
+    hidden_layers: int = Field(2, ge=1, le=8)
+    embedding_dim: int = Field(8, ge=1, description="embedding width of each categorical column")
+    max_categories: int = Field(1000, ge=2, description="most frequent categories kept per column; the rest share "
+                                                        "one 'other' index")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    learning_rate: float = Field(0.002, gt=0, description="per process; scaled by the number of processes")
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(1024, ge=8, description="rows per process per step")
+    max_epochs: int = Field(10, ge=1)
+    patience: int = Field(3, ge=1, description="early stopping: epochs without a better validation loss")
+    read_batch_rows: int = Field(65_536, ge=1024, description="rows per Arrow batch when a process reads its files")
+    checkpoint_dir: str | None = Field(None, description="durable folder for per-epoch checkpoints; default "
+                                                         "<storage.root>/checkpoints")
+    timeout_seconds: int = Field(3600, ge=10, description="a distributed run that takes longer fails")
+
+
 class ModelSettings(_Frozen):
     registered_name: str
     task: Literal["classification", "regression"] = Field(
@@ -151,6 +181,21 @@ class ModelSettings(_Frozen):
                                                             "current champion on the same holdout")
     seed: int = 42
     search: SearchSettings = SearchSettings()
+    framework: Literal["xgboost", "torch"] = Field(
+        "xgboost", description="xgboost: xgboost.spark (model.params); torch: a PyTorch network (model.deep)")
+    deep: DeepSettings = DeepSettings()
+
+    @model_validator(mode="after")
+    def _search_fits_framework(self) -> "ModelSettings":
+        if self.framework == "torch":
+            unknown = sorted(set(self.search.space) - DEEP_SEARCHABLE)
+            if unknown:
+                raise ValueError(f"search.space has {', '.join(unknown)}, which a torch model does not take; "
+                                 f"searchable: {', '.join(sorted(DEEP_SEARCHABLE))}")
+            if self.search.strategy == "parallel":
+                raise ValueError("search.strategy parallel runs single-node xgboost trials; a torch model searches "
+                                 "with strategy distributed (each trial a distributed run)")
+        return self
 
     @field_validator("num_workers", mode="before")
     @classmethod

@@ -155,11 +155,10 @@ def log_baseline_profile(fitted, train: DataFrame, features: FeatureSettings, se
                          classify: bool = True) -> dict:
     """Profile the training split and the fitted model's outputs on it (a classifier's probabilities, a
     regressor's predictions); log it to the active MLflow run."""
-    from lakeforge.train.estimator import SCORE_COL, positive_probability
+    from lakeforge.train.estimator import SCORE_COL, scored_frame
 
     output = SCORE_COL if classify else "prediction"
-    transformed = fitted.transform(train)
-    scored = (positive_probability(transformed) if classify else transformed).select(*features.feature_columns, output)
+    scored = scored_frame(fitted, train, classify).select(*features.feature_columns, output)
     scored = scored.persist()
     try:
         profile = baseline_profile(scored, features, settings, output)

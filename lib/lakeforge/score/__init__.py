@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 import mlflow
+from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -24,7 +25,7 @@ from lakeforge.score.predict import PREDICTION, predict_map_in_arrow, predict_tr
 from lakeforge.score.signature import SignatureMismatchError, check_signature
 from lakeforge.spark import session_conf
 from lakeforge.tables import delta_version, last_commit
-from lakeforge.train.registry import find_version, mlflow_client
+from lakeforge.train.registry import find_version, load_registered, mlflow_client
 
 log = logging.getLogger(__name__)
 __all__ = ["ChangeDataFeedError", "EmptyInputError", "ScoreResult", "SignatureMismatchError", "check_signature",
@@ -108,17 +109,16 @@ def score_table(
     check_signature(frame, signature.inputs.to_dict(), source, source_version)
     if from_version is None and frame.isEmpty():
         raise EmptyInputError(f"input {source} (Delta version {source_version}) has no rows; nothing to score")
-    model = mlflow.spark.load_model(model_uri)
-
     features = settings.features
     classify = (mv.tags.get("task") or settings.model.task) == "classification"
+    model = load_registered(model_uri, classify)
     label = features.label if features.label in frame.columns else None
     wanted = [c for c in (*features.feature_columns, *([label] if label else [])) if c not in key]
     inputs = frame.select(*key, *[F.col(f"`{c}`").cast("double").alias(c) if c in features.numeric else F.col(f"`{c}`")
                                   for c in wanted])
     batch = batch_id(name, int(mv.version), source, from_version, source_version)
     with session_conf(spark, {ARROW_BATCH: str(settings.score.arrow_batch_rows)}):
-        if settings.score.method == "map_in_arrow":
+        if settings.score.method == "map_in_arrow" and isinstance(model, PipelineModel):
             scored = predict_map_in_arrow(model, inputs, classify, [*key, *([label] if label else [])])
         else:
             scored = predict_transform(model, inputs, classify)

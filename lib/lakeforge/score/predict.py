@@ -1,6 +1,7 @@
 """Two ways to apply a fitted lakeforge pipeline (StringIndexer -> VectorAssembler -> xgboost.spark model):
 
-* ``transform``: the pipeline's own Spark transform (xgboost.spark's pandas UDF over the assembled vectors);
+* ``transform``: the pipeline's own Spark transform (xgboost.spark's pandas UDF over the assembled vectors), or,
+  for a model logged only as a pyfunc (the torch network), MLflow's ``spark_udf``;
 * ``map_in_arrow``: the indexers run in the JVM, then Arrow batches of the plain feature columns go to the
   booster's ``inplace_predict`` (``mapInArrow``: not even a pandas conversion), skipping the vector column.
 
@@ -16,17 +17,16 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakeforge.train.estimator import SCORE_COL, positive_probability
+from lakeforge.train.estimator import SCORE_COL, scored_frame
 
 PREDICTION = "raw_prediction"
 
 
-def predict_transform(fitted: PipelineModel, frame: DataFrame, classify: bool) -> DataFrame:
-    """``frame`` plus ``raw_prediction``: P(class 1) of a classifier, the value of a regressor."""
-    scored = fitted.transform(frame)
-    if classify:
-        return positive_probability(scored).withColumn(PREDICTION, F.col(SCORE_COL))
-    return scored.withColumn(PREDICTION, F.col("prediction"))
+def predict_transform(fitted, frame: DataFrame, classify: bool) -> DataFrame:
+    """``frame`` plus ``raw_prediction``: P(class 1) of a classifier, the value of a regressor; ``fitted`` is a
+    Spark pipeline or a registered pyfunc (``registry.PyfuncModel``)."""
+    scored = scored_frame(fitted, frame, classify)
+    return scored.withColumn(PREDICTION, F.col(SCORE_COL if classify else "prediction"))
 
 
 def predict_map_in_arrow(fitted: PipelineModel, frame: DataFrame, classify: bool, keep: list[str]) -> DataFrame:

@@ -24,7 +24,7 @@ from lakeforge.monitor.profile import log_baseline_profile
 from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
 from lakeforge.train.cv import cross_validate
 from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, VALIDATION_COL, assembled_features, build_pipeline,
-                                       holdout_metrics, positive_probability, with_label)
+                                       holdout_metrics, scored_frame, with_label)
 from lakeforge.train.gate import CHAMPION, Promote, apply_gate, current_champion
 from lakeforge.train.registry import ensure_experiment, mlflow_client, versions_with_tags
 from lakeforge.train.report import feature_importance, log_evaluation_artifacts, log_regression_artifacts
@@ -59,8 +59,8 @@ def _git_commit(root: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def _pip_requirements() -> list[str]:
-    return [f"{p}=={package_version(p)}" for p in ("pyspark", "xgboost", "scikit-learn", "pandas", "pyarrow", "numpy")]
+def _pip_requirements(framework: str = "xgboost") -> list[str]:
+    return [f"{p}=={package_version(p)}" for p in ("pyspark", framework, "scikit-learn", "pandas", "pyarrow", "numpy")]
 
 
 def _is_champion(client, name: str, version: int) -> bool:
@@ -76,9 +76,16 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     already trained on the same gold version with the same feature and model settings is reused.
     """
     features, model = settings.features, settings.model
-    validate_params(model.params)
-    device = resolve_device(model.device, model.fallback_to_cpu)
-    workers = check_cluster(spark, model.num_workers)
+    torch_model = model.framework == "torch"
+    if torch_model:
+        from lakeforge.train.deep import check_deep
+
+        workers = check_deep(spark, model.deep)
+        device = "cuda" if model.deep.use_gpu else "cpu"
+    else:
+        validate_params(model.params)
+        device = resolve_device(model.device, model.fallback_to_cpu)
+        workers = check_cluster(spark, model.num_workers)
     classify = model.task == "classification"
     key = entity_key(settings)
     client = mlflow_client(settings.mlflow)
@@ -104,7 +111,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     if rows < 2 * workers:
         raise TrainingConfigError(f"the training split has {rows} rows for {workers} xgboost.spark workers; a worker "
                                   "would get an empty partition and stall the barrier stage; lower model.num_workers")
-    params = dict(model.params)
+    params = {} if torch_model else dict(model.params)
     if params.get("scale_pos_weight") == "auto":
         if not classify or positives == 0:
             raise ValueError("model.params.scale_pos_weight is auto, which needs a classifier and positive rows in the "
@@ -115,7 +122,18 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     experiment_id = ensure_experiment(client, settings.mlflow)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
-                         "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task})
+                         "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task,
+                         "framework": model.framework})
+        if torch_model:
+            from lakeforge.train.deep.trainer import train_network
+
+            mlflow.log_params({"num_processes": workers, "backend": model.deep.backend, "seed": model.seed,
+                               "device": device, "task": model.task, "split": _describe_split(features),
+                               "n_features": len(features.feature_columns), "weight_col": model.weight_col})
+            mlflow.log_metrics({"train_rows": rows, **({"train_positive_rate": positives / rows} if classify else {})})
+            fitted, _ = train_network(spark, settings, train, key, lineage_tags)
+            return _evaluate_and_register(spark, settings, client, fitted, train, test, lineage_tags, promote,
+                                          importance=None, run=run)
         search = run_search(spark, features, model, train, params, device, key, workers)
         if search is not None:
             params = search.best_params
@@ -140,40 +158,52 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
         booster = fitted.stages[-1].get_booster()
         if early_stopping:
             mlflow.log_metrics({"best_iteration": booster.best_iteration, "boosted_rounds": booster.num_boosted_rounds()})
-        output = SCORE_COL if classify else "prediction"
-        scored_test = fitted.transform(test)
-        scored_test = (positive_probability(scored_test) if classify else scored_test).persist()
-        try:
-            metrics = holdout_metrics(scored_test, model.task)
-            mlflow.log_metric("test_rows", metrics["rows"])  # counted with the metrics, not in a pass of its own
-            mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
-            evaluation = scored_test.select(LABEL_COL, output).toPandas()
-        finally:
-            scored_test.unpersist()
-        log_baseline_profile(fitted, train, features, settings.monitor, classify)  # monitoring/baseline_profile.json
-        importance = feature_importance(booster, assembled_features(features))
-        if classify:
-            log_evaluation_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[output].to_numpy(),
-                                     settings.score.threshold, importance, metrics)
-        else:
-            log_regression_artifacts(evaluation[LABEL_COL].to_numpy(), evaluation[output].to_numpy(), importance,
-                                     metrics)
+        return _evaluate_and_register(spark, settings, client, fitted, train, test, lineage_tags, promote,
+                                      importance=feature_importance(booster, assembled_features(features)), run=run)
 
-        example = test.select(*features.feature_columns).limit(5).toPandas()
-        scored_example = fitted.transform(test.limit(5))
-        example_out = (positive_probability(scored_example) if classify else scored_example).select(output).toPandas()
-        info = mlflow.spark.log_model(
-            fitted, "model", signature=infer_signature(example, example_out), input_example=example,
-            registered_model_name=model.registered_name, pip_requirements=_pip_requirements(),
-        )
-        version = int(info.registered_model_version)
-        for tag, value in {**lineage_tags, f"holdout_{metric}": f"{metrics[metric]:.6f}", "task": model.task}.items():
-            client.set_model_version_tag(model.registered_name, str(version), tag, value)
-        decision = apply_gate(client, model, version, metrics[metric], test, promote)
-        mlflow.log_dict(decision.as_dict(), "registry_gate.json")
-        mlflow.set_tags({"promoted": str(decision.promoted).lower(), "gate_reason": decision.reason})
-        if decision.champion_score is not None:
-            mlflow.log_metric(f"champion_holdout_{metric}", decision.champion_score)
+
+
+def _evaluate_and_register(spark: SparkSession, settings: Settings, client, fitted, train, test, lineage_tags: dict,
+                           promote: Promote, *, importance: dict[str, float] | None, run) -> TrainResult:
+    """Holdout metrics, baseline profile, evaluation plots, the logged and registered model, and the gate: the
+    same for a Spark pipeline and for the torch network (anything ``scored_frame`` accepts)."""
+    features, model = settings.features, settings.model
+    classify, metric = model.task == "classification", model.gate_metric
+    output = SCORE_COL if classify else "prediction"
+    scored_test = scored_frame(fitted, test, classify).persist()
+    try:
+        metrics = holdout_metrics(scored_test, model.task)
+        mlflow.log_metric("test_rows", metrics["rows"])  # counted with the metrics, not in a pass of its own
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        evaluation = scored_test.select(LABEL_COL, output).toPandas()
+    finally:
+        scored_test.unpersist()
+    log_baseline_profile(fitted, train, features, settings.monitor, classify)  # monitoring/baseline_profile.json
+    labels, outputs = evaluation[LABEL_COL].to_numpy(), evaluation[output].to_numpy()
+    if classify:
+        log_evaluation_artifacts(labels, outputs, settings.score.threshold, importance, metrics)
+    else:
+        log_regression_artifacts(labels, outputs, importance, metrics)
+
+    example = test.select(*features.feature_columns).limit(5).toPandas()
+    example_out = scored_frame(fitted, test.limit(5), classify).select(output).toPandas()
+    signature = infer_signature(example, example_out)
+    if hasattr(fitted, "log_model"):
+        info = fitted.log_model(registered_name=model.registered_name, signature=signature, input_example=example,
+                                pip_requirements=_pip_requirements("torch"))
+    else:
+        info = mlflow.spark.log_model(fitted, "model", signature=signature, input_example=example,
+                                      registered_model_name=model.registered_name, pip_requirements=_pip_requirements())
+    version = int(info.registered_model_version)
+    tags = {**lineage_tags, f"holdout_{metric}": f"{metrics[metric]:.6f}", "task": model.task,
+            "framework": model.framework}
+    for tag, value in tags.items():
+        client.set_model_version_tag(model.registered_name, str(version), tag, value)
+    decision = apply_gate(client, model, version, metrics[metric], test, promote)
+    mlflow.log_dict(decision.as_dict(), "registry_gate.json")
+    mlflow.set_tags({"promoted": str(decision.promoted).lower(), "gate_reason": decision.reason})
+    if decision.champion_score is not None:
+        mlflow.log_metric(f"champion_holdout_{metric}", decision.champion_score)
     return TrainResult(run.info.run_id, model.registered_name, version, metrics, decision.promoted, True,
                        decision.as_dict())
 

@@ -115,13 +115,13 @@ def resolve_device(device: str, fallback_to_cpu: bool, gpu_available: bool | Non
                               "none); set model.device: cpu, or model.fallback_to_cpu: true to train on CPU instead")
 
 
-def check_cluster(spark: SparkSession, num_workers: int | str) -> int:
+def check_cluster(spark: SparkSession, num_workers: int | str, setting: str = "model.num_workers") -> int:
     """Barrier-mode training needs every worker scheduled at once and no dynamic allocation. Returns the number
-    of workers (``auto``: one per task slot)."""
+    of workers (``auto``: one per task slot); ``setting`` names the config key in messages."""
     conf = spark.sparkContext.getConf()
     if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
         raise TrainingConfigError(
-            "spark.dynamicAllocation.enabled is true, and xgboost.spark trains in a barrier stage that dynamic "
+            "spark.dynamicAllocation.enabled is true, and distributed training runs in a barrier stage that dynamic "
             "allocation can starve (dmlc/xgboost#11380); set spark.dynamicAllocation.enabled=false for training jobs "
             "(conf/<env>.yaml spark.conf)")
     slots = spark.sparkContext.defaultParallelism // max(int(conf.get("spark.task.cpus", "1")), 1)
@@ -129,6 +129,6 @@ def check_cluster(spark: SparkSession, num_workers: int | str) -> int:
         return max(slots, 1)
     if num_workers > slots:
         raise TrainingConfigError(
-            f"model.num_workers is {num_workers}, but the cluster has {slots} task slot(s) and a barrier stage needs "
-            f"all workers at once; lower model.num_workers to at most {slots} or add executors")
+            f"{setting} is {num_workers}, but the cluster has {slots} task slot(s) and a barrier stage needs "
+            f"all workers at once; lower {setting} to at most {slots} or add executors")
     return num_workers

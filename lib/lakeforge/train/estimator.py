@@ -71,7 +71,18 @@ def with_label(frame: DataFrame, features: FeatureSettings) -> DataFrame:
 
 
 def positive_probability(predictions: DataFrame) -> DataFrame:
+    if SCORE_COL in predictions.columns:  # a model that gives P(class 1) directly (the torch network)
+        return predictions
     return predictions.withColumn(SCORE_COL, vector_to_array(F.col("probability"))[1])
+
+
+def scored_frame(fitted, frame: DataFrame, classify: bool) -> DataFrame:
+    """``frame`` plus ``probability_1`` (classification) or ``prediction`` (regression), from a fitted Spark
+    pipeline or from any model with a ``predict_frame`` (the torch network, a registered pyfunc)."""
+    if hasattr(fitted, "predict_frame"):
+        return fitted.predict_frame(frame)
+    out = fitted.transform(frame)
+    return positive_probability(out) if classify else out
 
 
 def holdout_metrics(predictions: DataFrame, task: str = "classification") -> dict[str, float]:

@@ -10,6 +10,30 @@ from mlflow.tracking import MlflowClient
 from lakeforge.config import MlflowSettings
 
 
+class PyfuncModel:
+    """A registered model that only has the python_function flavour (the torch network): applied to a DataFrame
+    with MLflow's ``spark_udf`` in the current environment, over the signature's input columns."""
+
+    def __init__(self, model_uri: str, classify: bool):
+        info = mlflow.models.get_model_info(model_uri)
+        self.uri, self.classify = model_uri, classify
+        self.inputs = [spec["name"] for spec in info.signature.inputs.to_dict()]
+
+    def predict_frame(self, frame):
+        from lakeforge.train.estimator import SCORE_COL
+
+        udf = mlflow.pyfunc.spark_udf(frame.sparkSession, self.uri, result_type="double", env_manager="local")
+        return frame.withColumn(SCORE_COL if self.classify else "prediction", udf(*self.inputs))
+
+
+def load_registered(model_uri: str, classify: bool):
+    """A Spark ``PipelineModel`` for models logged with the spark flavour, otherwise a ``PyfuncModel``; either
+    goes through ``estimator.scored_frame``."""
+    if "spark" in mlflow.models.get_model_info(model_uri).flavors:
+        return mlflow.spark.load_model(model_uri)
+    return PyfuncModel(model_uri, classify)
+
+
 class ModelNotFoundError(LookupError):
     """The registry has no such model, alias or version."""
 

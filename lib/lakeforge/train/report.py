@@ -25,7 +25,7 @@ def feature_importance(booster, feature_names: list[str], importance_type: str =
     return dict(sorted(named.items(), key=lambda kv: -kv[1]))
 
 
-def log_evaluation_artifacts(labels: np.ndarray, scores: np.ndarray, threshold: float, importance: dict[str, float],
+def log_evaluation_artifacts(labels: np.ndarray, scores: np.ndarray, threshold: float, importance: dict[str, float] | None,
                              metrics: dict[str, float]) -> dict:
     """Plot and log the evaluation of one model on its holdout; returns the metrics JSON it logged."""
     fpr, tpr, _ = roc_curve(labels, scores)
@@ -76,7 +76,9 @@ def log_evaluation_artifacts(labels: np.ndarray, scores: np.ndarray, threshold: 
     return report
 
 
-def _log_importance(importance: dict[str, float]) -> None:
+def _log_importance(importance: dict[str, float] | None) -> None:
+    if not importance:  # the torch network has no gain importance
+        return
     top = list(importance.items())[:25][::-1]
     fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(top))))
     ax.barh([k for k, _ in top], [v for _, v in top])
@@ -86,7 +88,7 @@ def _log_importance(importance: dict[str, float]) -> None:
     plt.close(fig)
 
 
-def log_regression_artifacts(labels: np.ndarray, predictions: np.ndarray, importance: dict[str, float],
+def log_regression_artifacts(labels: np.ndarray, predictions: np.ndarray, importance: dict[str, float] | None,
                              metrics: dict[str, float]) -> dict:
     """Predicted against actual, the residual histogram, importance and the metrics JSON of a regressor."""
     fig, ax = plt.subplots(figsize=(5, 5))

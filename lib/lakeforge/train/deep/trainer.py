@@ -1,0 +1,89 @@
+"""The torch path of ``train_model``: preprocessing, staging, an optional Hyperopt search (plain ``Trials``: each
+trial is itself a distributed run, hyperopt#633), the final distributed fit, and its MLflow records."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import mlflow
+import numpy as np
+from hyperopt import STATUS_OK, Trials, fmin, space_eval, tpe
+from pyspark.sql import DataFrame, SparkSession
+
+from lakeforge.config import Settings
+from lakeforge.train.deep import FittedNetwork, checkpoint_folder, fit_network, with_params
+from lakeforge.train.deep.data import VALIDATION, fit_preprocessing, stage_training_table
+from lakeforge.train.estimator import holdout_metrics, scored_frame
+from lakeforge.train.search import SearchResult, _log_trials, _no_progress, clean_params, hyperopt_space
+from lakeforge.train.splits import validation_flag
+
+DEEP_INTEGER = {"batch_size", "hidden_units", "hidden_layers", "embedding_dim"}
+
+
+def _clean(sampled: dict[str, Any]) -> dict[str, Any]:
+    return {k: int(round(v)) if k in DEEP_INTEGER and isinstance(v, float) else v
+            for k, v in clean_params(sampled).items()}
+
+
+def train_network(spark: SparkSession, settings: Settings, train: DataFrame, key: list[str],
+                  identity: dict[str, Any]) -> tuple[FittedNetwork, SearchResult | None]:
+    """Fit the network on ``train`` (rows of the training split; a validation share of it drives early stopping
+    and trial scores) inside the active MLflow run; ``identity`` (data version, config) names the checkpoints."""
+    features, model = settings.features, settings.model
+    deep, classify = model.deep, model.task == "classification"
+    flagged = train.withColumn(VALIDATION, validation_flag(train, features, model.search.validation_fraction, key,
+                                                           model.seed, classify))
+    fit_rows = flagged.where(~flagged[VALIDATION])
+    preprocessing = fit_preprocessing(fit_rows, features, model.task, deep.max_categories)
+    staging = settings.storage.table_path("staging", f"{model.registered_name}_training")
+    staged = stage_training_table(flagged, features, model.weight_col, staging, files=max(4 * deep.num_processes, 4))
+    mlflow.log_params({"staged_table": staged.path, "staged_version": staged.version,
+                       "validation_rows": staged.validation_rows})
+
+    search = None
+    if model.search.strategy == "distributed" and model.search.space:
+        search = _search(spark, settings, staged, preprocessing, flagged.where(flagged[VALIDATION]), identity)
+        deep = with_params(deep, search.best_params)
+    params = deep.model_dump(exclude={"checkpoint_dir", "timeout_seconds", "read_batch_rows"})
+    mlflow.log_params({f"deep_{k}": v for k, v in params.items()})
+    folder = checkpoint_folder(settings, {**identity, "params": params})
+    fitted = fit_network(spark, deep, staged, preprocessing, seed=model.seed, checkpoint_dir=folder)
+    for record in fitted.history:
+        mlflow.log_metrics({"train_loss": record["train_loss"], "validation_loss": record["validation_loss"],
+                            "epoch_seconds": record["seconds"]}, step=record["epoch"])
+    mlflow.log_metrics({"fit_seconds": fitted.fit_seconds, "epochs": len(fitted.history),
+                        "resumed_from_epoch": fitted.resumed_from, "world_size": fitted.world_size,
+                        "ranks_identical_weights": float(len(set(fitted.checksums)) == 1)})
+    return fitted, search
+
+
+def _search(spark: SparkSession, settings: Settings, staged, preprocessing, validation: DataFrame,
+            identity: dict[str, Any]) -> SearchResult:
+    model = settings.model
+    search, classify, metric = model.search, model.task == "classification", model.gate_metric
+    sign = -1.0 if classify else 1.0  # hyperopt minimises: -AUC, RMSE
+    validation = validation.persist()
+
+    def objective(sampled: dict[str, Any]) -> dict[str, Any]:
+        params = _clean(sampled)
+        started = time.time()
+        trial = with_params(model.deep, params)
+        folder = checkpoint_folder(settings, {**identity, "trial": params})
+        fitted = fit_network(spark, trial, staged, preprocessing, seed=model.seed, checkpoint_dir=folder)
+        score = holdout_metrics(scored_frame(fitted, validation, classify), model.task)[metric]
+        return {"loss": sign * score, "status": STATUS_OK, "duration": time.time() - started}
+
+    trials = Trials()
+    try:
+        best = fmin(objective, hyperopt_space(search.space), algo=tpe.suggest, max_evals=search.max_evals,
+                    timeout=search.timeout_seconds, trials=trials, rstate=np.random.default_rng(model.seed),
+                    early_stop_fn=_no_progress(search.no_progress_evals) if search.no_progress_evals else None,
+                    show_progressbar=False)
+    finally:
+        validation.unpersist()
+    _log_trials(trials, search, metric, sign)
+    best_params = _clean(space_eval(hyperopt_space(search.space), best))
+    mlflow.log_metrics({f"search_best_validation_{metric}": sign * min(trials.losses()), "search_trials": len(trials.trials)})
+    mlflow.set_tag("search_strategy", "distributed")
+    return SearchResult(best_params, sign * min(trials.losses()), len(trials.trials), "distributed", metric)

@@ -1,0 +1,84 @@
+"""The torch network trained data-parallel on Spark (TorchDistributor and Horovod), scored like the xgboost model."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lakeforge.config import DeepSettings
+from lakeforge.train import train_model
+from lakeforge.train.checks import TrainingConfigError
+from lakeforge.train.deep import check_deep
+from lakeforge.train.registry import mlflow_client
+from tests.conftest import ROOT, settings_for
+from tests.test_train import FEATURES, toy_gold  # noqa: F401 - the shared seeded gold table fixture
+
+HOROVOD = pytest.mark.skipif(
+    subprocess.run([sys.executable, "-c", "import horovod.torch, horovod.spark"], capture_output=True).returncode != 0,
+    reason="horovod is not built here: run `make horovod` (CI does)")
+
+
+def _deep_settings(tmp_path, backend="torch_distributor", **deep):
+    base = settings_for(tmp_path)
+    spec = DeepSettings(backend=backend, num_processes=2, hidden_units=32, hidden_layers=2, embedding_dim=4,
+                        batch_size=128, learning_rate=0.005, max_epochs=6, patience=3, **deep)
+    model = base.model.model_copy(update={"framework": "torch", "deep": spec, "registered_name": "toy_net",
+                                          "min_auc": 0.6})
+    return base.model_copy(update={"features": FEATURES, "model": model})
+
+
+def _epochs(client, run_id, metric):
+    return [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+
+@pytest.mark.parametrize("backend", ["torch_distributor", pytest.param("horovod", marks=HOROVOD)])
+def test_two_process_training_learns_identical_weights_and_scores_like_xgboost(spark, toy_gold, tmp_path, backend):
+    from lakeforge.score import score_table
+
+    settings = _deep_settings(tmp_path, backend)
+    result = train_model(spark, settings, toy_gold)
+    client = mlflow_client(settings.mlflow)
+    run = client.get_run(result.run_id)
+    losses = _epochs(client, result.run_id, "train_loss")
+    assert len(losses) >= 3 and losses[-1] < losses[0] * 0.8           # it learns
+    assert run.data.metrics["world_size"] == 2
+    assert run.data.metrics["ranks_identical_weights"] == 1.0           # both ranks ended with the same weights
+    assert run.data.params["backend"] == backend and run.data.tags["framework"] == "torch"
+    assert result.metrics["auc"] > 0.8 and result.champion              # the interaction x1*x2 needs the hidden layers
+    assert {a.path for a in client.list_artifacts(result.run_id, "monitoring")} == {"monitoring/baseline_profile.json"}
+
+    scored = score_table(spark, settings, input_path=toy_gold.path)       # jobs/score.py's library call
+    assert scored.model_version == result.model_version and scored.rows_written == toy_gold.rows
+    out = spark.read.format("delta").load(scored.table)
+    assert out.where("probability < 0 or probability > 1 or probability is null").count() == 0
+
+
+def test_checks_before_any_job(spark):
+    with pytest.raises(TrainingConfigError) as err:
+        check_deep(spark, DeepSettings(num_processes=3))
+    assert str(err.value) == ("model.deep.num_processes is 3, but the cluster has 2 task slot(s) and a barrier stage "
+                              "needs all workers at once; lower model.deep.num_processes to at most 2 or add executors")
+    with pytest.raises(TrainingConfigError) as err:
+        check_deep(spark, DeepSettings(use_gpu=True), gpu_available=False)
+    assert str(err.value) == ("model.deep.use_gpu is true, but no GPU is visible here (nvidia-smi finds none); set "
+                              "model.deep.use_gpu: false to train on CPU, or run on a GPU cluster")
+    assert check_deep(spark, DeepSettings(num_processes=2)) == 2
+
+
+def test_a_missing_backend_says_how_to_install_it():
+    """horovod made unimportable in a fresh interpreter (``sys.modules[name] = None`` is Python's own way)."""
+    code = ("import sys; sys.modules['horovod'] = None\n"
+            "from lakeforge.config import DeepSettings\n"
+            "from lakeforge.train.deep import check_deep\n"
+            "try:\n    check_deep(None, DeepSettings(backend='horovod'))\n"
+            "except Exception as e:\n    print(type(e).__name__ + ': ' + str(e))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT / "lib")))
+    assert out.stdout.strip() == (
+        f"TrainingConfigError: model.deep.backend is horovod, but horovod (with its torch and spark parts) is not "
+        f"installed in {sys.executable}; build it with `make horovod` (horovod 0.28.1 from source with gloo, see "
+        f"README), or set model.deep.backend: torch_distributor")

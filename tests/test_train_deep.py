@@ -1,5 +1,6 @@
 """The torch network trained data-parallel on Spark (TorchDistributor and Horovod), scored like the xgboost model."""
 
+import json
 import os
 import signal
 import subprocess
@@ -24,8 +25,9 @@ HOROVOD = pytest.mark.skipif(
 
 def _deep_settings(tmp_path, backend="torch_distributor", **deep):
     base = settings_for(tmp_path)
-    spec = DeepSettings(backend=backend, num_processes=2, hidden_units=32, hidden_layers=2, embedding_dim=4,
-                        batch_size=128, learning_rate=0.005, max_epochs=6, patience=3, **deep)
+    spec = DeepSettings(**{"backend": backend, "num_processes": 2, "hidden_units": 32, "hidden_layers": 2,
+                           "embedding_dim": 4, "batch_size": 128, "learning_rate": 0.005, "max_epochs": 6,
+                           "patience": 3, **deep})
     model = base.model.model_copy(update={"framework": "torch", "deep": spec, "registered_name": "toy_net",
                                           "min_auc": 0.6})
     return base.model_copy(update={"features": FEATURES, "model": model})
@@ -82,3 +84,68 @@ def test_a_missing_backend_says_how_to_install_it():
         f"TrainingConfigError: model.deep.backend is horovod, but horovod (with its torch and spark parts) is not "
         f"installed in {sys.executable}; build it with `make horovod` (horovod 0.28.1 from source with gloo, see "
         f"README), or set model.deep.backend: torch_distributor")
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("epoch-*.pt")) if folder.exists() else []
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_on_a_local_cluster(tmp_path):
+    """Kill the whole training (driver, executors, torch processes) once an epoch's checkpoint is written; the
+    rerun resumes after that epoch and finishes, on a local-cluster master (two executor JVMs)."""
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'lib'}:{ROOT}", PYSPARK_PYTHON=sys.executable,
+               SPARK_LOCAL_IP="127.0.0.1")
+    command = [sys.executable, str(ROOT / "tests" / "deep_resume.py"), str(ROOT / ".cache" / "jars"), str(tmp_path),
+               "local-cluster[2,1,1024]"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not _checkpoints(tmp_path / "checkpoints") and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    _, err = first.communicate(timeout=60)
+    saved = _checkpoints(tmp_path / "checkpoints")
+    assert saved, f"no checkpoint was written before the run ended:\n{err[-3000:]}"
+    killed_after = int(saved[-1].stem.split("-")[1])
+    assert killed_after < 4, "the run finished before it could be killed; slow the epochs down"
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    record = json.loads(second.stdout.strip().splitlines()[-1])
+    assert record["master"] == "local-cluster[2,1,1024]"
+    assert record["metrics"]["resumed_from_epoch"] == killed_after + 1
+    assert record["metrics"]["epochs"] == 5                       # the history carries the epochs before the kill
+    assert record["metrics"]["ranks_identical_weights"] == 1.0
+    assert record["auc"] > 0.8
+    assert _checkpoints(tmp_path / "checkpoints") == []           # removed once the model is trained
+
+
+def test_a_search_over_network_settings_runs_each_trial_distributed(spark, toy_gold, tmp_path):
+    from lakeforge.config import SearchSettings
+
+    settings = _deep_settings(tmp_path, max_epochs=3)
+    search = SearchSettings(strategy="distributed", max_evals=2, space={
+        "learning_rate": {"loguniform": [0.001, 0.01]}, "hidden_units": {"choice": [16, 32]}})
+    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"search": search})})
+    result = train_model(spark, settings, toy_gold)
+    client = mlflow_client(settings.mlflow)
+    run = client.get_run(result.run_id)
+    trials = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert len(trials) == 2 == run.data.metrics["search_trials"]
+    assert {t.data.params["strategy"] for t in trials} == {"distributed"}
+    best = max(trials, key=lambda t: t.data.metrics["validation_auc"])
+    assert run.data.metrics["search_best_validation_auc"] == pytest.approx(best.data.metrics["validation_auc"])
+    assert int(run.data.params["deep_hidden_units"]) == int(best.data.params["hidden_units"])
+    assert float(run.data.params["deep_learning_rate"]) == pytest.approx(float(best.data.params["learning_rate"]))
+
+
+def test_search_space_keys_must_fit_the_framework():
+    from pydantic import ValidationError
+
+    from lakeforge.config import ModelSettings
+
+    with pytest.raises(ValidationError) as err:
+        ModelSettings(registered_name="m", framework="torch",
+                      search={"strategy": "distributed", "space": {"max_depth": {"quniform": [2, 6, 1]}}})
+    assert ("search.space has max_depth, which a torch model does not take; searchable: batch_size, dropout, "
+            "embedding_dim, hidden_layers, hidden_units, learning_rate, weight_decay") in str(err.value)

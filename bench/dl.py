@@ -30,6 +30,23 @@ from lakeforge.train.estimator import with_label  # noqa: E402
 from lakeforge.train.splits import holdout_split, validation_flag  # noqa: E402
 
 
+def _with_gpu_resources(settings, workdir: Path):
+    """GPUs as Spark resources for a local master (a discovery script that asks nvidia-smi); two processes share
+    one GPU where the machine has only one."""
+    import subprocess
+
+    count = len(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=True).stdout.splitlines())
+    script = workdir / "gpus.py"
+    script.write_text("#!/usr/bin/env python3\nimport json, subprocess\n"
+                      "ids = subprocess.run(['nvidia-smi', '--query-gpu=index', '--format=csv,noheader'], "
+                      "capture_output=True, text=True).stdout.split()\n"
+                      "print(json.dumps({'name': 'gpu', 'addresses': ids}))\n")
+    script.chmod(0o755)
+    conf = {"spark.driver.resource.gpu.amount": str(count), "spark.driver.resource.gpu.discoveryScript": str(script),
+            "spark.task.resource.gpu.amount": "1" if count >= 2 else "0.5"}
+    return settings.model_copy(update={"spark": settings.spark.model_copy(update={"conf": {**settings.spark.conf, **conf}})})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -43,6 +60,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="lakeforge-bench-dl-"))
     settings = bench_settings(workdir, "bench-dl", framework="torch")
+    if args.use_gpu:  # TorchDistributor schedules GPUs as Spark resources: in local mode the driver's
+        settings = _with_gpu_resources(settings, workdir)
     spark = bench_session(settings)
     try:
         gold = demo_gold(spark, settings)

@@ -254,7 +254,8 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
         artifact_root = Path(_resolve_local(artifact_root, root)).as_uri()
     mlflow = settings.mlflow.model_copy(update={"tracking_uri": tracking, "artifact_root": artifact_root})
     return settings.model_copy(update={"storage": storage, "spark": spark, "mlflow": mlflow,
-                                       "pii_key": _pii_key(settings.pii, env, env_file, root),
+                                       "pii_key": _pii_key(settings.pii, env, env_file, root,
+                                                           local=any(p.name == "local.yaml" for p, _ in layers)),
                                        "jdbc_passwords": _jdbc_passwords(settings.sources)})
 
 
@@ -267,9 +268,10 @@ def _jdbc_passwords(sources: dict[str, SourceSpec]) -> dict[str, SecretStr]:
     return found
 
 
-def _pii_key(pii: PiiSettings, env: str, env_file: Path, root: Path) -> SecretStr | None:
-    """The PII hashing key: the environment variable, else (local environment only) the development key file."""
-    if pii.dev_key_file is not None and env != "local":
+def _pii_key(pii: PiiSettings, env: str, env_file: Path, root: Path, local: bool) -> SecretStr | None:
+    """The PII hashing key: the environment variable, else (the local environment and envs that extend it only)
+    the development key file."""
+    if pii.dev_key_file is not None and not local:
         raise ConfigError(f"{env_file}: pii.dev_key_file: a development key is for the local environment only; "
                           f"give {env} its key through the environment variable {pii.key_env}")
     value = os.environ.get(pii.key_env)

@@ -187,7 +187,7 @@ class ModelSettings(_Frozen):
 
     @model_validator(mode="after")
     def _search_fits_framework(self) -> "ModelSettings":
-        if self.framework == "torch":
+        if self.framework == "torch" and self.search.strategy != "none":
             unknown = sorted(set(self.search.space) - DEEP_SEARCHABLE)
             if unknown:
                 raise ValueError(f"search.space has {', '.join(unknown)}, which a torch model does not take; "

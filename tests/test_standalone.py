@@ -35,6 +35,7 @@ SAMPLE_EVERY = 20  # 16,839 flights for the pipeline; the ingest drill takes all
 SCORE_COPIES = 12  # the scoring drill's input: the gold rows 12 times over (distinct flight numbers), one file each
 FLIGHT_KEY = ["year", "month", "day", "carrier", "flight", "origin"]
 JOB_TIMEOUT_S = 900
+FIRST_COMMIT = "00000000000000000000.json"
 
 
 def _project(tmp: Path) -> Path:
@@ -108,13 +109,13 @@ def test_pipeline_runs_end_to_end_on_the_cluster(pipeline):
 
     settings = load_settings("standalone", project / "conf")
     champion = mlflow_client(settings.mlflow).get_model_version_by_alias(settings.model.registered_name, "champion")
-    assert (champion.name, champion.version) == ("lakeforge_flight_delay", "1")
+    assert (champion.name, int(champion.version)) == ("lakeforge_flight_delay", 1)
 
     predictions_path = _table(project, "predictions", "flight_delay_predictions")
     predictions = deltalake.DeltaTable(predictions_path).to_pandas()
     _assert_each_once(_keys(predictions_path), flight_keys)
     assert set(zip(predictions["model_version"], predictions["source_table"], predictions["source_version"])) == {
-        (1, gold.table_uri.removeprefix("file://"), 0)}
+        (1, _table(project, "gold", "flight_features"), 0)}
     assert predictions["probability"].between(0, 1).all()
     assert "registered model lakeforge_flight_delay version 1 (champion)" in stdout
     monitoring = deltalake.DeltaTable(_table(project, "monitoring", "monitoring_metrics")).to_pandas()
@@ -138,14 +139,17 @@ def test_the_pipeline_ran_on_both_workers(pipeline, standalone_cluster):
 def _drill(cluster, command: list[str], ready, events_dir: Path, ui_port: int):
     """Run ``command``, kill the worker of a busy executor once ``ready`` holds, wait for the job; the kill and
     what the driver's event log says about the lost executor."""
-    job = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        kill = kill_busy_worker(cluster, f"http://127.0.0.1:{ui_port}", job, ready)
-        output, _ = job.communicate(timeout=JOB_TIMEOUT_S)
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
+    log = events_dir.parent / "drill.log"
+    with open(log, "w") as out:
+        job = subprocess.Popen(command, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            kill = kill_busy_worker(cluster, f"http://127.0.0.1:{ui_port}", job, ready)
+            job.wait(timeout=JOB_TIMEOUT_S)
+        finally:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+    output = log.read_text()
     assert job.returncode == 0, output[-4000:]
     loss = executor_loss(event_log(events_dir, kill.app_id), kill.executor_id)
     return kill, loss, output
@@ -171,8 +175,8 @@ def test_ingest_survives_a_worker_killed_mid_batch(standalone_cluster, tmp_path)
     expected = _csv_keys(flights)
     bronze, silver = _table(project, "bronze", "flights"), _table(project, "silver", "flights")
 
-    def between_bronze_and_silver(stages) -> bool:  # bronze appended, the MERGE into silver not committed yet
-        return Path(bronze, "_delta_log").is_dir() and not Path(silver, "_delta_log").is_dir()
+    def between_bronze_and_silver(stages) -> bool:  # bronze committed, silver not even created yet
+        return Path(bronze, "_delta_log", FIRST_COMMIT).is_file() and not Path(silver, "_delta_log", FIRST_COMMIT).exists()
 
     ui_port = free_port()
     try:
@@ -208,13 +212,14 @@ def test_scoring_survives_a_worker_killed_mid_stage(pipeline, standalone_cluster
     ui_port = free_port()
     try:
         kill, loss, output = _drill(standalone_cluster, _command(project, standalone_cluster, "score", "--input", source,
-                                                                 "--conf", "spark.sql.files.maxPartitionBytes=65536",
+                                                                 # one file per task, none split or packed
+                                                                 "--conf", "spark.sql.files.maxPartitionBytes=4194304",
                                                                  ui_port=ui_port),
                                     scoring_stage_running, project / "data" / "spark-events", ui_port)
         _assert_lost_and_retried(kill, loss, standalone_cluster)
     finally:
         standalone_cluster.replace_dead_workers()
-    result = json.loads(output.strip().splitlines()[-1])
+    result = json.loads([line for line in output.splitlines() if line.startswith('{"table"')][-1])
     assert (result["rows_written"], result["source_table"]) == (SCORE_COPIES * 16839, source)
     _assert_each_once(_keys(predictions, source_table=source), expected)
     assert deltalake.DeltaTable(predictions).to_pyarrow_table().num_rows == (SCORE_COPIES + 1) * 16839

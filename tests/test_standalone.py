@@ -136,10 +136,10 @@ def test_the_pipeline_ran_on_both_workers(pipeline, standalone_cluster):
     assert sorted(e["Executor ID"] for e in added) == ["0", "1"]
 
 
-def _drill(cluster, command: list[str], ready, events_dir: Path, ui_port: int):
+def _drill(cluster, project: Path, command: list[str], ready, ui_port: int):
     """Run ``command``, kill the worker of a busy executor once ``ready`` holds, wait for the job; the kill and
     what the driver's event log says about the lost executor."""
-    log = events_dir.parent / "drill.log"
+    log = project / "drill.log"
     with open(log, "w") as out:
         job = subprocess.Popen(command, env=_env(), stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -151,7 +151,7 @@ def _drill(cluster, command: list[str], ready, events_dir: Path, ui_port: int):
                 job.wait()
     output = log.read_text()
     assert job.returncode == 0, output[-4000:]
-    loss = executor_loss(event_log(events_dir, kill.app_id), kill.executor_id)
+    loss = executor_loss(event_log(project / "data" / "spark-events", kill.app_id), kill.executor_id)
     return kill, loss, output
 
 
@@ -180,9 +180,10 @@ def test_ingest_survives_a_worker_killed_mid_batch(standalone_cluster, tmp_path)
 
     ui_port = free_port()
     try:
-        kill, loss, output = _drill(standalone_cluster, _command(project, standalone_cluster, "ingest", "--source", "flights",
-                                                                 "--input", str(flights), ui_port=ui_port),
-                                    between_bronze_and_silver, project / "data" / "spark-events", ui_port)
+        kill, loss, output = _drill(standalone_cluster, project,
+                                    _command(project, standalone_cluster, "ingest", "--source", "flights", "--input",
+                                             str(flights), ui_port=ui_port),
+                                    between_bronze_and_silver, ui_port)
         _assert_lost_and_retried(kill, loss, standalone_cluster)
     finally:
         standalone_cluster.replace_dead_workers()
@@ -205,17 +206,17 @@ def test_scoring_survives_a_worker_killed_mid_stage(pipeline, standalone_cluster
     predictions = _table(project, "predictions", "flight_delay_predictions")
     version_before = deltalake.DeltaTable(predictions).version()
 
-    def scoring_stage_running(stages) -> bool:  # the stage reading the input's 12 files, predictions not written
-        return any(s["numTasks"] == SCORE_COPIES for s in stages) and \
+    def scoring_stage_running(stages) -> bool:  # the write of the predictions, one task per input file, uncommitted
+        return any(s["name"].startswith("save at") and s["numTasks"] == SCORE_COPIES for s in stages) and \
             deltalake.DeltaTable(predictions).version() == version_before
 
     ui_port = free_port()
     try:
-        kill, loss, output = _drill(standalone_cluster, _command(project, standalone_cluster, "score", "--input", source,
-                                                                 # one file per task, none split or packed
-                                                                 "--conf", "spark.sql.files.maxPartitionBytes=4194304",
-                                                                 ui_port=ui_port),
-                                    scoring_stage_running, project / "data" / "spark-events", ui_port)
+        kill, loss, output = _drill(standalone_cluster, project,
+                                    _command(project, standalone_cluster, "score", "--input", source,
+                                             # one file per task, none split or packed together
+                                             "--conf", "spark.sql.files.maxPartitionBytes=4194304", ui_port=ui_port),
+                                    scoring_stage_running, ui_port)
         _assert_lost_and_retried(kill, loss, standalone_cluster)
     finally:
         standalone_cluster.replace_dead_workers()

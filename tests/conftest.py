@@ -64,6 +64,20 @@ def conf_copy(tmp_path) -> Path:
     return target
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "standalone: runs jobs on a real Spark standalone cluster (master + 2 workers, "
+                                       "tests/standalone.py); select with -m standalone, skip with -m 'not standalone'")
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(tmp_path_factory):
+    """A Spark standalone cluster on loopback (one master, two 1-core workers) for one test module."""
+    from tests import standalone
+
+    with standalone.cluster(tmp_path_factory.mktemp("standalone")) as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server on a free loopback port, for the whole session."""

@@ -47,7 +47,7 @@ def test_unknown_key_names_file_key_path_and_allowed_keys(conf_copy):
     with pytest.raises(ConfigError) as err:
         load_settings("local", conf_copy)
     assert str(err.value) == (f"{conf_copy / 'local.yaml'}: spark.shuffle_partitions: unknown key; "
-                              "allowed keys here: app_name, conf, delta_jars, event_log_dir, jar_cache, master, packages")
+                              "allowed keys here: app_name, conf, delta_jars, event_log_dir, jar_cache, master, packages, python")
 
 
 def test_wrong_type_names_the_file_that_set_it(conf_copy):
@@ -77,7 +77,7 @@ def test_secrets_are_refused_in_yaml(conf_copy):
 def test_unknown_environment_lists_the_available_ones(conf_copy):
     with pytest.raises(ConfigError) as err:
         load_settings("staging", conf_copy)
-    assert str(err.value) == f"{conf_copy / 'staging.yaml'}: unknown environment 'staging'; available: databricks, databricks_dev, databricks_gpu, databricks_staging, emr, local"
+    assert str(err.value) == f"{conf_copy / 'staging.yaml'}: unknown environment 'staging'; available: databricks, databricks_dev, databricks_gpu, databricks_staging, emr, local, standalone"
 
 
 def test_source_key_must_be_declared_columns(conf_copy):

@@ -110,6 +110,12 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
     master = args.master or settings.spark.master or "local[*]"
     conf = {**settings.spark.conf, "spark.app.name": f"{settings.spark.app_name}-{args.job}"}
+    if settings.spark.python:
+        if args.deploy_mode == "client" and not Path(settings.spark.python).is_file():
+            raise LaunchError(f"spark.python of environment '{env_name}': {settings.spark.python} does not exist; the "
+                              "driver and the executors run it: point it at the project's venv (.venv/bin/python) "
+                              "and run 'make setup'")
+        conf["spark.pyspark.python"] = settings.spark.python
     for item in args.conf:
         key, sep, value = item.partition("=")
         if not sep:

@@ -113,8 +113,9 @@ def configure_spark_with_lakeforge(
         conf["spark.jars"] = ",".join(delta_jars)
 
     if launched_by_spark_submit():
-        from pyspark import SparkConf
+        from pyspark import SparkConf, SparkContext
 
+        SparkContext._ensure_initialized()  # joins spark-submit's JVM: without it SparkConf() is empty
         already = dict(SparkConf().getAll())  # what spark-submit set: keep it
         conf = {k: v for k, v in conf.items() if k not in already}
         effective_master = already.get("spark.master")

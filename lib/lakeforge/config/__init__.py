@@ -239,7 +239,10 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
         "root": _resolve_local(settings.storage.root, root),
         "landing": _resolve_local(settings.storage.landing, root),
     })
-    spark = settings.spark.model_copy(update={"jar_cache": _resolve_local(settings.spark.jar_cache, root)})
+    spark = settings.spark.model_copy(update={
+        "jar_cache": _resolve_local(settings.spark.jar_cache, root),
+        # not resolved: a venv's python is a symlink, and only the link's path knows the venv
+        "python": settings.spark.python and str(root / settings.spark.python)})
     if spark.event_log_dir:  # Spark's own event log, which the job_runs cost report reads back
         log_dir = spark.event_log_dir if "://" in spark.event_log_dir else Path(
             _resolve_local(spark.event_log_dir, root)).as_uri()

@@ -31,6 +31,9 @@ class SparkSettings(_Frozen):
     packages: tuple[str, ...] = Field((), description="extra Maven coordinates (JDBC drivers ...) resolved with Delta's")
     event_log_dir: str | None = Field(None, description="Spark event log folder (any Hadoop path); the job_runs "
                                                         "cost report reads it back; null: no event log, no report")
+    python: str | None = Field(None, description="the Python of the driver and the executors (spark.pyspark.python): "
+                                                 "a path on every worker, relative: against the project root; "
+                                                 "null: local masters use this interpreter, clusters their own")
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("conf", mode="before")

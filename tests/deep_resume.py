@@ -1,12 +1,10 @@
 """Run by test_train_deep.py in its own process (so that the test can kill it mid-training): the torch network on
-seeded rows, 2 processes under TorchDistributor on the given master. Prints one JSON line with the run's record.
+seeded rows, 2 processes under TorchDistributor (or the given backend) on the given master. Prints one JSON line with the run's record.
 
-    python tests/deep_resume.py JAR_CACHE WORK_DIR MASTER
+    python tests/deep_resume.py JAR_CACHE WORK_DIR MASTER [BACKEND]
 """
 
-import datetime as dt
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -18,24 +16,19 @@ from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
 from lakeforge.train import train_model
 from lakeforge.train.registry import mlflow_client
 from tests.conftest import settings_for
-from tests.test_train import FEATURES
+from tests.test_train import FEATURES, TOY_SCHEMA, toy_rows
 
 jar_cache, work, master = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+backend = sys.argv[4] if len(sys.argv) > 4 else "torch_distributor"
 spark = configure_spark_with_lakeforge(
     SparkSession.builder, SparkSettings(jar_cache=jar_cache), delta_jars=delta_jars_for(SparkSettings(jar_cache=jar_cache)),
     master=master, extra_conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}).getOrCreate()
 try:
     path = str(work / "gold")
     if not (work / "gold" / "_delta_log").exists():
-        rng = random.Random(11)
-        rows = []
-        for i in range(40_000):
-            x1, x2 = rng.uniform(-1, 1), rng.uniform(-1, 1)
-            y = int((x1 * x2 > 0) != (rng.random() < 0.1))
-            rows.append((i, rng.choice("abc"), x1, x2, y, dt.date(2024, 1, 1) + dt.timedelta(days=i % 90)))
-        spark.createDataFrame(rows, "id long, c string, x1 double, x2 double, y int, d date").write.format("delta").save(path)
+        spark.createDataFrame(toy_rows(40_000), TOY_SCHEMA).write.format("delta").save(path)
     base = settings_for(work)
-    deep = DeepSettings(num_processes=2, hidden_units=32, embedding_dim=4, batch_size=32, learning_rate=0.002,
+    deep = DeepSettings(backend=backend, num_processes=2, hidden_units=32, embedding_dim=4, batch_size=32, learning_rate=0.002,
                         max_epochs=5, patience=5, checkpoint_dir=str(work / "checkpoints"))
     model = base.model.model_copy(update={"framework": "torch", "deep": deep, "registered_name": "toy_net",
                                           "min_auc": 0.5})

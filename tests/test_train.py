@@ -75,17 +75,25 @@ FEATURES = FeatureSettings(
 )
 
 
-@pytest.fixture(scope="module")
-def toy_gold(spark, tmp_path_factory):
+TOY_SCHEMA = "id long, c string, x1 double, x2 double, y int, d date"
+
+
+def toy_rows(count: int) -> list[tuple]:
     """Seeded rows whose label needs both features (an interaction): a stump cannot learn it."""
     rng = random.Random(11)
     rows = []
-    for i in range(3000):
+    for i in range(count):
         x1, x2 = rng.uniform(-1, 1), rng.uniform(-1, 1)
         y = int((x1 * x2 > 0) != (rng.random() < 0.1))
         rows.append((i, rng.choice("abc"), x1, x2, y, dt.date(2024, 1, 1) + dt.timedelta(days=i % 90)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def toy_gold(spark, tmp_path_factory):
+    rows = toy_rows(3000)
     path = str(tmp_path_factory.mktemp("gold") / "toy")
-    spark.createDataFrame(rows, "id long, c string, x1 double, x2 double, y int, d date").write.format("delta").save(path)
+    spark.createDataFrame(rows, TOY_SCHEMA).write.format("delta").save(path)
     return GoldTable(path, 0, len(rows), True, {})
 
 

@@ -90,13 +90,14 @@ def _checkpoints(folder: Path) -> list[Path]:
     return sorted(folder.rglob("epoch-*.pt")) if folder.exists() else []
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint_on_a_local_cluster(tmp_path):
+@pytest.mark.parametrize("backend", ["torch_distributor", pytest.param("horovod", marks=HOROVOD)])
+def test_a_killed_run_resumes_from_its_last_checkpoint_on_a_local_cluster(tmp_path, backend):
     """Kill the whole training (driver, executors, torch processes) once an epoch's checkpoint is written; the
     rerun resumes after that epoch and finishes, on a local-cluster master (two executor JVMs)."""
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'lib'}:{ROOT}", PYSPARK_PYTHON=sys.executable,
                SPARK_LOCAL_IP="127.0.0.1")
     command = [sys.executable, str(ROOT / "tests" / "deep_resume.py"), str(ROOT / ".cache" / "jars"), str(tmp_path),
-               "local-cluster[2,1,1024]"]
+               "local-cluster[2,1,1024]", backend]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
     deadline = time.monotonic() + 600

@@ -13,6 +13,7 @@ help:
 	@echo "make horovod - build horovod 0.28.1 from source (gloo, against the installed torch) for backend: horovod"
 	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
 	@echo "make bench-ingest - the ingestion benchmark (bench/README.md)"
+	@echo "make bench-dl - the torch network's epoch time at 1 and 2 processes per backend (bench/README.md)"
 	@echo "make strip-notebooks - clear outputs and execution counts of notebooks/*.ipynb before committing"
 	@echo "make clean-data / make clean - remove the local lakehouse and MLflow store / also the venv and caches"
 
@@ -61,6 +62,9 @@ demo-stream: setup data/secrets/pii_dev.key
 
 bench-ingest: setup
 	$(PY) bench/ingest.py
+
+bench-dl: setup
+	$(PY) bench/dl.py
 
 # Notebooks are committed without outputs (tests/test_notebooks.py checks).
 strip-notebooks: setup

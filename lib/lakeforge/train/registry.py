@@ -14,10 +14,8 @@ class PyfuncModel:
     """A registered model that only has the python_function flavour (the torch network): applied to a DataFrame
     with MLflow's ``spark_udf`` in the current environment, over the signature's input columns."""
 
-    def __init__(self, model_uri: str, classify: bool):
-        info = mlflow.models.get_model_info(model_uri)
-        self.uri, self.classify = model_uri, classify
-        self.inputs = [spec["name"] for spec in info.signature.inputs.to_dict()]
+    def __init__(self, model_uri: str, classify: bool, inputs: list[str]):
+        self.uri, self.classify, self.inputs = model_uri, classify, inputs
 
     def predict_frame(self, frame):
         from lakeforge.train.estimator import SCORE_COL
@@ -29,9 +27,10 @@ class PyfuncModel:
 def load_registered(model_uri: str, classify: bool):
     """A Spark ``PipelineModel`` for models logged with the spark flavour, otherwise a ``PyfuncModel``; either
     goes through ``estimator.scored_frame``."""
-    if "spark" in mlflow.models.get_model_info(model_uri).flavors:
+    info = mlflow.models.get_model_info(model_uri)
+    if "spark" in info.flavors:
         return mlflow.spark.load_model(model_uri)
-    return PyfuncModel(model_uri, classify)
+    return PyfuncModel(model_uri, classify, [spec["name"] for spec in info.signature.inputs.to_dict()])
 
 
 class ModelNotFoundError(LookupError):

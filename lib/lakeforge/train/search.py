@@ -63,12 +63,12 @@ def hyperopt_space(space: dict[str, dict[str, list]]) -> dict[str, Any]:
     return out
 
 
-def clean_params(params: dict[str, Any]) -> dict[str, Any]:
-    """hyperopt returns floats (and numpy scalars); XGBoost wants ints where it counts."""
+def clean_params(params: dict[str, Any], integers: frozenset[str] | set[str] = INTEGER_PARAMS) -> dict[str, Any]:
+    """hyperopt returns floats (and numpy scalars); the trainer wants ints where it counts (``integers``)."""
     cleaned = {}
     for key, value in params.items():
         value = value.item() if isinstance(value, np.generic) else value
-        if key in INTEGER_PARAMS and isinstance(value, float):
+        if key in integers and isinstance(value, float):
             value = int(round(value))
         cleaned[key] = value
     return cleaned
@@ -164,12 +164,12 @@ def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSetti
                         search.strategy, metric)
 
 
-def _log_trials(trials, search: SearchSettings, metric: str, sign: float) -> None:
+def _log_trials(trials, search: SearchSettings, metric: str, sign: float, integers=INTEGER_PARAMS) -> None:
     """One nested run per trial, logged from the driver (workers need no access to the tracking store)."""
     experiment_id = mlflow.active_run().info.experiment_id
     for number, trial in enumerate(trials.trials):
         values = {k: v[0] for k, v in trial["misc"]["vals"].items() if v}
-        params = clean_params(space_eval(hyperopt_space(search.space), values)) if values else {}
+        params = clean_params(space_eval(hyperopt_space(search.space), values), integers) if values else {}
         result = trial.get("result", {})
         with mlflow.start_run(run_name=f"trial-{number:03d}", nested=True, experiment_id=experiment_id):
             mlflow.log_params({**params, "strategy": search.strategy})

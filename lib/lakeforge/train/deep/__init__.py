@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +68,9 @@ def checkpoint_folder(settings: Settings, identity: dict[str, Any]) -> str:
 
 
 def _remove_folder(folder: str) -> None:
-    from lakeforge.train.deep.worker import _checkpoint_fs
+    from lakeforge.train.deep.data import filesystem_for
 
-    filesystem, root = _checkpoint_fs(folder)
+    filesystem, root = filesystem_for(folder)
     if filesystem.get_file_info(root).type.name == "Directory":
         filesystem.delete_dir(root)
 
@@ -88,16 +88,15 @@ class FittedNetwork:
     backend: str
     world_size: int
     fit_seconds: float
-    extra: dict = field(default_factory=dict)
 
     def predict_frame(self, frame: DataFrame) -> DataFrame:
         """``frame`` plus ``probability_1`` (classification) or ``prediction`` (regression), on the cluster."""
         from lakeforge.train.estimator import SCORE_COL
 
-        output = SCORE_COL if self.preprocessing.task == "classification" else "prediction"
-        buffer = io.BytesIO()
         import torch
 
+        output = SCORE_COL if self.preprocessing.task == "classification" else "prediction"
+        buffer = io.BytesIO()
         torch.save(self.state, buffer)
         shared = frame.sparkSession.sparkContext.broadcast(
             (self.preprocessing.to_json(), self.net_spec.to_json(), buffer.getvalue()))

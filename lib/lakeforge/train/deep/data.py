@@ -89,15 +89,14 @@ def assign_files(files: tuple[tuple[str, int], ...], world: int) -> list[list[st
     return shares
 
 
-def _open(uri: str):
-    """A pyarrow filesystem and path for a file URI from Spark (``file:``, ``s3://``, ``hdfs://``, ...)."""
+def filesystem_for(uri: str):
+    """A pyarrow filesystem and path for a plain local path or a URI (``file:``, ``s3://``, ``hdfs://``, ...)."""
     from pyarrow import fs
 
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return fs.LocalFileSystem(), unquote(parsed.path)
-    filesystem, path = fs.FileSystem.from_uri(uri)
-    return filesystem, path
+    return fs.FileSystem.from_uri(uri)
 
 
 def read_share(uris: list[str], pre, batch_rows: int) -> dict[str, np.ndarray]:
@@ -107,7 +106,7 @@ def read_share(uris: list[str], pre, batch_rows: int) -> dict[str, np.ndarray]:
     wanted = [*pre.categorical, *pre.numeric, LABEL, WEIGHT, VALIDATION]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("cats", "nums", "label", "weight", "validation")}
     for uri in uris:
-        filesystem, path = _open(uri)
+        filesystem, path = filesystem_for(uri)
         with filesystem.open_input_file(path) as handle:
             for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=wanted):
                 cats, nums = pre.encode({c: batch.column(c) for c in (*pre.categorical, *pre.numeric)})

@@ -18,12 +18,7 @@ from lakeforge.train.estimator import holdout_metrics, scored_frame
 from lakeforge.train.search import SearchResult, _log_trials, _no_progress, clean_params, hyperopt_space
 from lakeforge.train.splits import validation_flag
 
-DEEP_INTEGER = {"batch_size", "hidden_units", "hidden_layers", "embedding_dim"}
-
-
-def _clean(sampled: dict[str, Any]) -> dict[str, Any]:
-    return {k: int(round(v)) if k in DEEP_INTEGER and isinstance(v, float) else v
-            for k, v in clean_params(sampled).items()}
+DEEP_INTEGER = frozenset({"batch_size", "hidden_units", "hidden_layers", "embedding_dim"})
 
 
 def train_network(spark: SparkSession, settings: Settings, train: DataFrame, key: list[str],
@@ -66,7 +61,7 @@ def _search(spark: SparkSession, settings: Settings, staged, preprocessing, vali
     validation = validation.persist()
 
     def objective(sampled: dict[str, Any]) -> dict[str, Any]:
-        params = _clean(sampled)
+        params = clean_params(sampled, DEEP_INTEGER)
         started = time.time()
         trial = with_params(model.deep, params)
         folder = checkpoint_folder(settings, {**identity, "trial": params})
@@ -82,8 +77,8 @@ def _search(spark: SparkSession, settings: Settings, staged, preprocessing, vali
                     show_progressbar=False)
     finally:
         validation.unpersist()
-    _log_trials(trials, search, metric, sign)
-    best_params = _clean(space_eval(hyperopt_space(search.space), best))
+    _log_trials(trials, search, metric, sign, DEEP_INTEGER)
+    best_params = clean_params(space_eval(hyperopt_space(search.space), best), DEEP_INTEGER)
     mlflow.log_metrics({f"search_best_validation_{metric}": sign * min(trials.losses()), "search_trials": len(trials.trials)})
     mlflow.set_tag("search_strategy", "distributed")
     return SearchResult(best_params, sign * min(trials.losses()), len(trials.trials), "distributed", metric)

@@ -82,19 +82,13 @@ class _TorchDDP:
         self.dist.destroy_process_group()
 
 
-def _checkpoint_fs(folder: str):
-    from pyarrow import fs
-
-    if "://" in folder and not folder.startswith("file:"):
-        return fs.FileSystem.from_uri(folder)
-    return fs.LocalFileSystem(), folder.removeprefix("file://")
-
-
 def latest_checkpoint(folder: str) -> tuple[int, dict] | None:
     """(epoch, state) of the newest complete checkpoint in ``folder``, or None."""
     from pyarrow import fs
 
-    filesystem, root = _checkpoint_fs(folder)
+    from lakeforge.train.deep.data import filesystem_for
+
+    filesystem, root = filesystem_for(folder)
     infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
     epochs = sorted(int(i.base_name[6:10]) for i in infos if i.base_name.startswith("epoch-") and i.base_name.endswith(".pt"))
     if not epochs:
@@ -105,7 +99,9 @@ def latest_checkpoint(folder: str) -> tuple[int, dict] | None:
 
 def _save_checkpoint(folder: str, epoch: int, state: dict) -> None:
     """Write then rename, so a reader never sees half a checkpoint; older checkpoints are removed after."""
-    filesystem, root = _checkpoint_fs(folder)
+    from lakeforge.train.deep.data import filesystem_for
+
+    filesystem, root = filesystem_for(folder)
     filesystem.create_dir(root, recursive=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The training benchmark with device=cuda, for a machine with an NVIDIA GPU, after `make setup` there:
+# The training benchmark with device=cuda, for a machine with an NVIDIA GPU, after `make setup` there
+# (a GPU machine without Java or network: bench/portable/build.sh here, bench/portable/run.sh there):
 #   bench/gpu.sh                      # writes bench/results/train_cuda.json and bench/results/dl_gpu.json
 # Compare with bench/results/train.json (device=cpu) only when both ran on the same machine: run
 # `.venv/bin/python bench/train.py --device cpu --output bench/results/train_cpu_same_machine.json` there too.

@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--search-evals", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lakeforge-bench-train"))
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--export-encoded", type=Path, default=None,
+                        help="write the encoded rows to this folder (Parquet) for bench/train_encoded.py, and stop")
     args = parser.parse_args()
     output = args.output or ROOT / "bench" / "results" / ("train.json" if args.device == "cpu" else f"train_{args.device}.json")
 
@@ -54,6 +56,13 @@ def main() -> None:
     labeled = with_label(spark.read.format("delta").load(gold.path), features)
     encoder = Pipeline(stages=build_pipeline(features, settings.model, params=PARAMS).getStages()[:-1]).fit(labeled)
     encoded = encoder.transform(labeled).select(FEATURES_COL, LABEL_COL)
+    if args.export_encoded:
+        (encoded.select(vector_to_array(F.col(FEATURES_COL), "float32").alias("features"), LABEL_COL)
+         .coalesce(1).write.mode("overwrite").parquet(str(args.export_encoded)))
+        print(f"wrote {args.export_encoded}")
+        spark.stop()
+        shutil.rmtree(args.workdir, ignore_errors=True)
+        return
     base_rows = encoded.count()
 
     results = []

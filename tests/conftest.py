@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_PII_KEY = "test-key-0123456789abcdef"
 # spark-submit.sh runs jobs with this interpreter (not always .venv's): the Spark 3.5 lane tests its own line.
 os.environ.setdefault("LAKEFORGE_PYTHON", sys.executable)
+# local-cluster executors copy the application's jars (about 170 MB an application) into $SPARK_HOME/work (the
+# local-cluster worker takes no work-dir setting), inside the venv, where nothing removes them: the run removes
+# the application folders it added there (its subprocesses' too) when it ends.
+_SPARK_WORK = Path(importlib.util.find_spec("pyspark").origin).parent / "work"
+_WORK_BEFORE = set(os.listdir(_SPARK_WORK)) if _SPARK_WORK.is_dir() else set()
+
+
+def pytest_unconfigure(config):
+    if _SPARK_WORK.is_dir():
+        for app in set(os.listdir(_SPARK_WORK)) - _WORK_BEFORE:
+            shutil.rmtree(_SPARK_WORK / app, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

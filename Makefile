@@ -81,7 +81,7 @@ data/secrets/pii_dev.key:
 	@echo "generated a development PII key in $@"
 
 test: setup
-	$(PY) -m pytest tests -ra --timeout=1200 $(PYTEST_ARGS)
+	$(PY) -m pytest tests -ra --durations=15 --timeout=1200 $(PYTEST_ARGS)
 
 # The Spark 3.5 line (EMR 7.x, Databricks 16.4 LTS): the same rules with a venv and constraints of its own.
 test-spark35:

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 from pyspark.ml.functions import array_to_vector
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "tree_method": "hist"}
 

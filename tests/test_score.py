@@ -10,7 +10,8 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import ColumnSpec, FeatureSettings, SearchSettings, SourceSpec, SplitSettings
 from lakeforge.features import GoldTable
-from lakeforge.score import ChangeDataFeedError, EmptyInputError, latest_scored, score_table
+from lakeforge.score import (ChangeDataFeedError, EmptyInputError, PredictionsTableError, latest_scored,
+                             predictions_path, score_table)
 from lakeforge.train import train_model
 from tests.conftest import ROOT, settings_for
 
@@ -127,6 +128,24 @@ def test_an_empty_input_is_refused_and_nothing_is_written(spark, scoring, tmp_pa
         score_table(spark, settings, input_path=empty)
     assert str(err.value) == f"input {empty} (Delta version 0) has no rows; nothing to score"
     assert not (tmp_path / "lh").exists()
+
+
+def test_a_predictions_table_without_lineage_columns_is_refused_untouched(spark, scoring, tmp_path):
+    settings, gold, _ = scoring
+    settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"root": str(tmp_path)})})
+    target = predictions_path(settings)
+    # what an older lakeforge wrote: predictions and the model, no source lineage, no batch
+    old = spark.createDataFrame([(1, 0.4, 0, "toy_scorer", 1)],
+                                "id long, probability double, prediction int, model_name string, model_version int")
+    old.write.format("delta").save(target)
+    with pytest.raises(PredictionsTableError) as err:
+        score_table(spark, settings, input_path=gold)
+    assert str(err.value) == (
+        f"predictions table {target} has no column(s) source_table, source_version, source_from_version, batch_id: "
+        "it was written by an older lakeforge and its rows cannot be replaced by batch; move it aside (or delete "
+        "it) and score again, or point score.table at a new table")
+    assert DeltaTable.forPath(spark, target).history().count() == 1
+    assert spark.read.format("delta").load(target).collect() == old.collect()
 
 
 def test_the_job_exits_2_with_one_line_for_an_unknown_model(conf_copy, tmp_path):

@@ -28,13 +28,21 @@ from lakeforge.tables import delta_version, last_commit
 from lakeforge.train.registry import find_version, load_registered, mlflow_client
 
 log = logging.getLogger(__name__)
-__all__ = ["ChangeDataFeedError", "EmptyInputError", "ScoreResult", "SignatureMismatchError", "check_signature",
-           "latest_scored", "predictions_path", "score_table"]
+__all__ = ["ChangeDataFeedError", "EmptyInputError", "PredictionsTableError", "ScoreResult", "SignatureMismatchError",
+           "check_signature", "latest_scored", "predictions_path", "score_table"]
 ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
 class EmptyInputError(ValueError):
     """The input has no rows to score; nothing was written."""
+
+
+class PredictionsTableError(ValueError):
+    """The predictions table exists but lacks the lineage columns batches are found and replaced by."""
+
+
+# What scoring reads back from the predictions table: a batch is replaced and found by these.
+LINEAGE_COLUMNS = ("model_name", "model_version", "source_table", "source_version", "source_from_version", "batch_id")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,19 @@ def batch_id(model_name: str, model_version: int, source: str, from_version: int
     """Stable id of one scoring batch: the same model version on the same source versions gives the same id."""
     spec = f"{model_name}|{model_version}|{source}|{'' if from_version is None else from_version}|{to_version}"
     return hashlib.sha256(spec.encode()).hexdigest()[:20]
+
+
+def check_predictions_table(spark: SparkSession, target: str) -> None:
+    """Refuse, before any job, a predictions table written without the lineage columns (an older lakeforge):
+    its rows have no batch to be replaced by, so a rerun would duplicate instead of replace them."""
+    if delta_version(spark, target) is None:
+        return
+    missing = [c for c in LINEAGE_COLUMNS if c not in spark.read.format("delta").load(target).columns]
+    if missing:
+        raise PredictionsTableError(
+            f"predictions table {target} has no column(s) {', '.join(missing)}: it was written by an older "
+            "lakeforge and its rows cannot be replaced by batch; move it aside (or delete it) and score again, or "
+            "point score.table at a new table")
 
 
 def _last_scored_version(spark: SparkSession, target: str, name: str, version: int, source: str) -> int | None:
@@ -92,6 +113,7 @@ def score_table(
     if source_version is None:
         raise FileNotFoundError(f"input {source} is not a Delta table; build it first (jobs/train.py builds gold)")
     target = predictions_path(settings)
+    check_predictions_table(spark, target)
     key = entity_key(settings)
     from_version = _last_scored_version(spark, target, name, int(mv.version), source) if incremental else None
     if from_version is not None and from_version >= source_version:

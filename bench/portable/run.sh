@@ -5,7 +5,8 @@
 set -euo pipefail
 bundle=$1; shift; L=${LF:-/tmp/lakeforge-portable}; mkdir -p "$L"
 for part in "$bundle"/part-*.tar.xz "$bundle"/encoded.tar; do
-  [ -e "$part" ] && tar -C "$L" -xf "$part" && touch "$L/.$(basename "$part")" && echo "unpacked $part"
+  [ -e "$part" ] && [ ! -e "$L/.$(basename "$part")" ] || continue
+  tar -C "$L" -xf "$part" && touch "$L/.$(basename "$part")" && echo "unpacked $part"
 done
 for p in part-1.tar.xz part-2.tar.xz part-3.tar.xz encoded.tar; do
   [ -e "$L/.$p" ] || { echo "$p not unpacked in $L yet: run again with the bundle folder holding it"; exit 0; }

@@ -3,7 +3,7 @@
 Needs only numpy, pandas, scikit-learn and xgboost, so it runs where pyspark cannot:
     python bench/gpu_single_process.py PATH/TO/flights.csv.zip   # writes $OUT (or .)/gpu_single_process.json
 """
-import json, os, time, zipfile
+import json, os, time
 import numpy as np, pandas as pd, xgboost as xgb
 from sklearn.metrics import roc_auc_score
 import sys

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import logging
 import os
 import platform
 import shutil
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
+from basics import timed  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 
@@ -73,12 +72,6 @@ class PhaseLog(logging.Handler):
             self.phases = dict(record.args[1])
 
 
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 4, 9])
@@ -110,11 +103,11 @@ def main() -> None:
             "mlflow": MlflowSettings(tracking_uri=f"sqlite:///{run}/mlflow.db", experiment="bench"),
             "pii_key": SecretStr("benchmark-key"),
         })
-        plain = timed(lambda: spark.read.option("header", "true").csv(str(data))
+        plain, _ = timed(lambda: spark.read.option("header", "true").csv(str(data))
                       .write.mode("overwrite").parquet(str(run / "plain_parquet")))
-        arrow = timed(lambda: pq.write_table(pacsv.read_csv(str(data)), str(run / "arrow.parquet")))
+        arrow, _ = timed(lambda: pq.write_table(pacsv.read_csv(str(data)), str(run / "arrow.parquet")))
         result = {}
-        full = timed(lambda: result.update(ingest_source(spark, settings, "flights", str(data)).as_dict()))
+        full, _ = timed(lambda: result.update(ingest_source(spark, settings, "flights", str(data)).as_dict()))
         assert result["silver_rows"] == rows, (result, rows)
         entry = {"copies": copies, "rows": rows, "plain_spark_parquet_s": round(plain, 2),
                  "pyarrow_parquet_s": round(arrow, 2), "lakeforge_ingest_s": round(full, 2),

@@ -16,9 +16,9 @@ import argparse
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
+from basics import timed
 from common import ROOT, THREADS, bench_session, bench_settings, demo_gold
 
 import numpy as np  # noqa: E402
@@ -30,12 +30,6 @@ from pyspark.sql import functions as F  # noqa: E402
 from lakeforge.config import SearchSettings  # noqa: E402
 from lakeforge.score import score_table  # noqa: E402
 from lakeforge.train import entity_key, train_model  # noqa: E402
-
-
-def timed(action):
-    start = time.perf_counter()
-    value = action()
-    return time.perf_counter() - start, value
 
 
 def build_input(spark, gold_path: str, rows: int, target: str) -> None:

@@ -13,9 +13,9 @@ import argparse
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
+from basics import repeated, timed
 from common import ROOT, THREADS, bench_session, bench_settings, demo_gold
 
 import numpy as np  # noqa: E402
@@ -27,12 +27,6 @@ from lakeforge.train import entity_key  # noqa: E402
 from lakeforge.train.estimator import FEATURES_COL, LABEL_COL, build_pipeline, with_label  # noqa: E402
 
 PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "tree_method": "hist"}
-
-
-def timed(action):
-    start = time.perf_counter()
-    value = action()
-    return time.perf_counter() - start, value
 
 
 def main() -> None:
@@ -67,11 +61,7 @@ def main() -> None:
 
     results = []
     for rows in args.rows:
-        copies = -(-rows // base_rows)
-        frame = encoded
-        for _ in range(copies - 1):
-            frame = frame.unionByName(encoded)
-        frame = frame.limit(rows).repartition(THREADS).persist()
+        frame = repeated(encoded, base_rows, rows).repartition(THREADS).persist()
         frame.count()
         pdf = frame.select(vector_to_array(F.col(FEATURES_COL)).alias("x"), LABEL_COL).toPandas()  # Arrow transfer
         x = np.stack(pdf["x"].to_numpy())

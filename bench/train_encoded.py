@@ -19,20 +19,15 @@ import json
 import os
 import platform
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 from pyspark.ml.functions import array_to_vector
 from pyspark.sql import SparkSession
 
+from basics import repeated, timed
+
 PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "tree_method": "hist"}
-
-
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def gpu_name() -> str | None:
@@ -71,11 +66,7 @@ def main() -> None:
         base_rows = base.count()
         results = []
         for rows in args.rows:
-            copies = -(-rows // base_rows)
-            frame = base
-            for _ in range(copies - 1):
-                frame = frame.unionByName(base)
-            frame = frame.limit(rows)
+            frame = repeated(base, base_rows, rows)
             pdf = frame.toPandas()
             x = np.stack(pdf["features"].to_numpy()).astype(np.float32)
             y = pdf["label"].to_numpy()
@@ -86,11 +77,11 @@ def main() -> None:
                 vectors.count()
                 if device == "cuda":  # the CUDA context's start is not the fit's
                     xgboost.XGBClassifier(n_estimators=2, device="cuda").fit(x[:1000], y[:1000])
-                single = timed(lambda: xgboost.XGBClassifier(**PARAMS, n_jobs=threads, device=device,
+                single, _ = timed(lambda: xgboost.XGBClassifier(**PARAMS, n_jobs=threads, device=device,
                                                              random_state=0).fit(x, y))
                 estimator = SparkXGBClassifier(features_col="features", label_col="label", num_workers=workers,
                                                device=device, random_state=0, verbose=False, **PARAMS)
-                distributed = timed(lambda: estimator.fit(vectors))
+                distributed, _ = timed(lambda: estimator.fit(vectors))
                 vectors.unpersist()
                 entry = {"rows": rows, "device": device, "spark_workers": workers, "threads": threads,
                          "single_process_s": round(single, 2), "xgboost_spark_s": round(distributed, 2),

@@ -3,10 +3,10 @@ give each test its own lakehouse folder and MLflow store."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
-import importlib.util
 from pathlib import Path
 
 import pytest

@@ -60,21 +60,37 @@ def main() -> None:
     base_rows = encoded.count()
 
     results = []
+    warm_up = encoded.limit(10_000).repartition(THREADS)  # the session's first fit starts the Python workers
+    build_pipeline(features, settings.model.model_copy(update={"num_workers": THREADS}),
+                   params={**PARAMS, "n_estimators": 1}, device=args.device).getStages()[-1].fit(warm_up)
     for rows in args.rows:
         frame = repeated(encoded, base_rows, rows).repartition(THREADS).persist()
         frame.count()
         pdf = frame.select(vector_to_array(F.col(FEATURES_COL)).alias("x"), LABEL_COL).toPandas()  # Arrow transfer
         x = np.stack(pdf["x"].to_numpy())
         y = pdf[LABEL_COL].to_numpy()
-        single_seconds, _ = timed(lambda: xgboost.XGBClassifier(**PARAMS, n_jobs=THREADS, device=args.device,
-                                                                random_state=0).fit(x, y))
-        estimator = build_pipeline(features, settings.model.model_copy(update={"num_workers": THREADS}),
-                                   params=PARAMS, device=args.device).getStages()[-1]
-        spark_seconds, _ = timed(lambda: estimator.fit(frame))
+
+        def single(trees):
+            return timed(lambda: xgboost.XGBClassifier(**{**PARAMS, "n_estimators": trees}, n_jobs=THREADS,
+                                                        device=args.device, random_state=0).fit(x, y))[0]
+
+        def distributed(trees):
+            estimator = build_pipeline(features, settings.model.model_copy(update={"num_workers": THREADS}),
+                                       params={**PARAMS, "n_estimators": trees}, device=args.device).getStages()[-1]
+            return timed(lambda: estimator.fit(frame))[0]
+
+        single_seconds, single_one = single(PARAMS["n_estimators"]), single(1)
+        # One tree: what a fit costs besides its rounds (Spark's jobs, the barrier stage, the rows into each worker's
+        # DMatrix, the model back to the driver).
+        spark_one = distributed(1)
+        spark_seconds = distributed(PARAMS["n_estimators"])
         frame.unpersist()
+        # The ratio if the workers' 200 rounds took exactly as long as the single process's: the fixed cost alone.
+        fixed_only = spark_one + single_seconds - single_one
         entry = {"rows": rows, "single_process_s": round(single_seconds, 2), "xgboost_spark_s": round(spark_seconds, 2),
-                 "ratio_spark_vs_single": round(spark_seconds / single_seconds, 2), "threads": THREADS,
-                 "device": args.device}
+                 "ratio_spark_vs_single": round(spark_seconds / single_seconds, 2),
+                 "single_process_one_tree_s": round(single_one, 2), "xgboost_spark_one_tree_s": round(spark_one, 2),
+                 "ratio_fixed_cost_only": round(fixed_only / single_seconds, 2), "threads": THREADS, "device": args.device}
         print(json.dumps(entry), flush=True)
         results.append(entry)
 

@@ -208,3 +208,29 @@ def test_two_worker_fit_on_a_local_cluster():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["master"] == "local-cluster[2,1,1024]" and result["executors"] == 2
     assert result["auc"] > 0.85
+
+
+def test_no_training_metric_is_evaluated_without_an_evaluation_set_and_the_trees_stay_the_same(spark):
+    import json
+
+    from lakeforge.config import ModelSettings
+    from lakeforge.train.estimator import build_pipeline
+    rng = random.Random(3)
+    rows = [(rng.choice("ab"), x, float(x + rng.gauss(0, 0.3) > 0)) for x in (rng.uniform(-1, 1) for _ in range(400))]
+    frame = spark.createDataFrame(rows, "c string, x double, label double")
+    features = FeatureSettings(table="toy", base="toy", label="label", categorical=("c",), numeric=("x",),
+                               split=SplitSettings(kind="stratified"))
+    params = {"n_estimators": 5, "max_depth": 2}
+    model = ModelSettings(registered_name="toy", num_workers=1, params=params)
+
+    def fit(params):
+        fitted = build_pipeline(features, model, params=params).fit(frame).stages[-1]
+        return fitted, json.loads(fitted.get_booster().save_config())["learner"]["learner_train_param"]
+
+    quiet, quiet_config = fit(params)
+    assert quiet_config["disable_default_eval_metric"] == "1"
+    assert quiet.training_summary.train_objective_history == {}
+    evaluated, evaluated_config = fit({**params, "eval_metric": "logloss"})  # a metric asked for is kept
+    assert evaluated_config["disable_default_eval_metric"] == "0"
+    assert len(evaluated.training_summary.train_objective_history["logloss"]) == 5
+    assert quiet.get_booster().get_dump() == evaluated.get_booster().get_dump()

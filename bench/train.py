@@ -59,10 +59,12 @@ def main() -> None:
         return
     base_rows = encoded.count()
 
+    def spark_estimator(trees: int):
+        return build_pipeline(features, settings.model.model_copy(update={"num_workers": THREADS}),
+                              params={**PARAMS, "n_estimators": trees}, device=args.device).getStages()[-1]
+
     results = []
-    warm_up = encoded.limit(10_000).repartition(THREADS)  # the session's first fit starts the Python workers
-    build_pipeline(features, settings.model.model_copy(update={"num_workers": THREADS}),
-                   params={**PARAMS, "n_estimators": 1}, device=args.device).getStages()[-1].fit(warm_up)
+    spark_estimator(1).fit(encoded.limit(10_000).repartition(THREADS))  # the session's first fit starts the workers
     for rows in args.rows:
         frame = repeated(encoded, base_rows, rows).repartition(THREADS).persist()
         frame.count()
@@ -75,8 +77,7 @@ def main() -> None:
                                                         device=args.device, random_state=0).fit(x, y))[0]
 
         def distributed(trees):
-            estimator = build_pipeline(features, settings.model.model_copy(update={"num_workers": THREADS}),
-                                       params={**PARAMS, "n_estimators": trees}, device=args.device).getStages()[-1]
+            estimator = spark_estimator(trees)
             return timed(lambda: estimator.fit(frame))[0]
 
         single_seconds, single_one = single(PARAMS["n_estimators"]), single(1)

@@ -9,7 +9,9 @@ pandas and pyarrow (no Delta, no MLflow, no lakeforge), so it runs on a bare GPU
 For each device and size it times, on the same rows: single-process ``xgboost`` (hist, the parameters of
 ``bench/train.py``) and ``xgboost.spark``'s classifier with the same parameters on ``local[N]``. On ``cpu`` both
 use N threads (N Spark workers of one core each); on ``cuda`` both use the one GPU (one Spark worker).
-The features go to ``xgboost.spark`` as a vector column, as lakeforge's pipeline gives them.
+The features go to ``xgboost.spark`` as a vector column, as lakeforge's pipeline gives them. Unlike lakeforge's
+``build_pipeline``, the classifier here keeps xgboost.spark's per-round evaluation of the training rows (the
+recorded H200 readings were taken with it).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def main() -> None:
         features, model = settings.features, settings.model
         key = entity_key(settings)
         frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), features)
-        train, _ = holdout_split(frame, features, key, model.seed, True)
+        train, _, _ = holdout_split(frame, features, key, model.seed, True)
         flagged = train.withColumn(VALIDATION, validation_flag(train, features, 0.2, key, model.seed, True))
         pre = fit_preprocessing(flagged.where(~flagged[VALIDATION]), features, "classification", 1000)
         staged = stage_training_table(flagged, features, None, str(workdir / "staged"), files=8)

@@ -65,7 +65,7 @@ def main() -> None:
     fitted = mlflow.spark.load_model(f"models:/{result.model_name}/{result.model_version}")
     encoder = PipelineModel(stages=fitted.stages[:-1])
     frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), settings.features)
-    train, test = holdout_split(frame, settings.features, entity_key(settings), settings.model.seed)
+    train, test, _ = holdout_split(frame, settings.features, entity_key(settings), settings.model.seed)
     x_train, y_train = _arrays(encoder, train)
     x_test, y_test = _arrays(encoder, test)
     started = time.perf_counter()

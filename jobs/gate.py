@@ -12,11 +12,11 @@ import sys
 
 from lakeforge.cli import add_promote_option, job_parser, run_job
 from lakeforge.config import load_settings
+from lakeforge.errors import EXIT_NOT_PROMOTED
 from lakeforge.promotion import gate_registered_version
 from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 
-EXIT_NOT_PROMOTED = 4
 
 
 def main(argv=None) -> int:

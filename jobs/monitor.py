@@ -12,13 +12,14 @@ import sys
 from dataclasses import asdict
 
 from lakeforge.cli import job_parser, run_job
+from lakeforge.check import check_configuration
 from lakeforge.config import load_settings
+from lakeforge.errors import EXIT_ALERT
 from lakeforge.monitor import monitor_drift
 from lakeforge.score import latest_scored
 from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
 
-EXIT_DRIFT_ALERT = 3
 
 
 def main(argv=None) -> int:
@@ -33,12 +34,13 @@ def main(argv=None) -> int:
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
             with record_job_run(spark, settings, "monitor"):
+                check_configuration(spark, settings)
                 scored = latest_scored(spark, settings, alias=args.alias, version=args.version)
                 result = monitor_drift(spark, settings, scored)
         finally:
             spark.stop()
         print(json.dumps(asdict(result), default=str))
-        return EXIT_DRIFT_ALERT if result.alerts else 0
+        return EXIT_ALERT if result.alerts else 0
 
     return run_job(job, args.log_level)
 

@@ -1,12 +1,16 @@
-"""Run the whole pipeline: ingest every source, build gold, train, score, monitor.
+"""Run the whole pipeline: check the configuration, ingest every source, build gold, train, score, monitor.
 
-    ./spark-submit.sh pipeline --env local [--demo-data]
+    ./spark-submit.sh pipeline --env local [--conf-dir DIR] [--demo-data]
+
+Exit 0 when done, 3 when monitoring raised an alert (after the summary), 2 on an input or configuration error,
+5 when a data-quality expectation stopped a batch (lakeforge.errors lists every code).
 """
 
 import sys
 
 from lakeforge.cli import add_promote_option, job_parser, run_job
 from lakeforge.config import load_settings
+from lakeforge.errors import EXIT_ALERT
 from lakeforge.pipeline import run_pipeline, summary_lines
 from lakeforge.runs import record_job_run
 from lakeforge.spark import lakeforge_builder
@@ -31,6 +35,7 @@ def main(argv=None) -> int:
         finally:
             spark.stop()
         print("\n".join(summary_lines(settings, result) + run.summary_lines(settings.cost.currency)))
+        return EXIT_ALERT if result.drift.alerts else 0
 
     return run_job(job, args.log_level)
 

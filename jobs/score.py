@@ -12,6 +12,7 @@ import sys
 from dataclasses import asdict
 
 from lakeforge.cli import job_parser, run_job
+from lakeforge.check import check_configuration
 from lakeforge.config import load_settings
 from lakeforge.score import score_table
 from lakeforge.runs import record_job_run
@@ -34,6 +35,7 @@ def main(argv=None) -> int:
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
             with record_job_run(spark, settings, "score"):
+                check_configuration(spark, settings)
                 result = score_table(spark, settings, model_name=args.model, alias=args.alias, version=args.version,
                                      input_path=args.input, incremental=args.incremental)
         finally:

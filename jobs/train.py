@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 
 from lakeforge.cli import add_promote_option, job_parser, run_job
+from lakeforge.check import check_configuration
 from lakeforge.config import load_settings
 from lakeforge.features import build_gold_table
 from lakeforge.runs import record_job_run
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
         spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
         try:
             with record_job_run(spark, settings, "train") as run:
+                check_configuration(spark, settings)
                 gold = build_gold_table(spark, settings)
                 result = train_model(spark, settings, gold, force=args.force, promote=args.promote)
                 run.mlflow_run_id = result.run_id if result.retrained else None

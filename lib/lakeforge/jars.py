@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from lakeforge.errors import EnvironmentSetupError
+
 LEGACY_MANIFEST = "manifest.json"  # the single manifest of earlier caches: still read, never written
 
 
-class JarResolutionError(RuntimeError):
+class JarResolutionError(EnvironmentSetupError):
     """The jars could not be resolved by any method."""
 
 

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import MlflowSettings, Settings, StorageSettings, load_settings
 from lakeforge.demo_data import stage_demo_data
+from lakeforge.errors import MissingInputError
 from lakeforge.ingest import IngestResult, ingest_source
 from lakeforge.promotion import holdout_rows
 from lakeforge.spark import check_java, configure_spark_with_lakeforge, delta_jars_for
@@ -39,7 +40,7 @@ def project_conf(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "conf" / "base.yaml").is_file():
             return folder / "conf"
-    raise FileNotFoundError(f"no conf/base.yaml in {here} or above; start the notebook inside the lakeforge project")
+    raise MissingInputError(f"no conf/base.yaml in {here} or above; start the notebook inside the lakeforge project")
 
 
 def notebook_settings(env: str = "local", lakehouse_root: str | Path | None = None, *, conf_dir: Path | None = None,
@@ -113,7 +114,7 @@ def holdout_predictions(spark: SparkSession, settings: Settings, *, alias: str |
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, settings.model.registered_name, alias=alias, version=version)
     model = load_registered(f"models:/{settings.model.registered_name}/{mv.version}", classify=True)
-    scored = scored_frame(model, holdout_rows(spark, settings, mv.tags), classify=True)
+    scored = scored_frame(model, holdout_rows(spark, settings, mv.tags, mv.run_id), classify=True)
     return scored.select(F.col(LABEL_COL).alias("label"), F.col(SCORE_COL).alias("score")).toPandas()
 
 

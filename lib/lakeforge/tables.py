@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from lakeforge.errors import InfrastructureError
 from lakeforge.spark import session_conf
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def latest_user_metadata(spark: SparkSession, path: str, key: str) -> Any:
     return None
 
 
-class DeltaConflictError(RuntimeError):
+class DeltaConflictError(InfrastructureError):
     """A Delta commit kept conflicting with concurrent writers after every retry."""
 
 

@@ -17,14 +17,14 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 
 from lakeforge.config._base import SPARK_TYPES, ConfigError, _Frozen
-from lakeforge.config.monitoring import (FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
+from lakeforge.config.monitoring import (ABSOLUTE, FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
                                          PerformanceSettings, Threshold)
 from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
 from lakeforge.config.stages import (SPACE_KINDS, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
                                      MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,
                                      SparkSettings, SplitSettings, StorageSettings)
 
-__all__ = ["FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
+__all__ = ["ABSOLUTE", "FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
            "ConfigError", "CostSettings", "DeepSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
            "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
            "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
@@ -50,6 +50,18 @@ class Settings(_Frozen):
     pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
     jdbc_passwords: dict[str, SecretStr] = Field(default_factory=dict,
                                                  description="per JDBC source, from its password_env at load time")
+    origins: dict[str, str] = Field(default_factory=dict, description="key path -> the file that set it (the last "
+                                                                      "layer that did), for error messages")
+
+    def origin(self, key_path: str) -> str | None:
+        """The YAML file that set ``key_path`` (``features.numeric``, ``sources.flights.columns`` ...), or the file of
+        its nearest parent that a file set; None when the value is lakeforge's default."""
+        parts = key_path.split(".")
+        for depth in range(len(parts), 0, -1):
+            found = self.origins.get(".".join(parts[:depth]))
+            if found is not None:
+                return found
+        return None
 
     @model_validator(mode="after")
     def _references_exist(self) -> "Settings":
@@ -96,6 +108,13 @@ def _find_secrets(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]
                 found.append((*path, key))
             found.extend(_find_secrets(value, (*path, str(key))))
     return found
+
+
+def _leaf_paths(node: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Key paths of the values a YAML document sets (a list is one value)."""
+    if isinstance(node, Mapping) and node:
+        return [leaf for key, value in node.items() for leaf in _leaf_paths(value, (*path, str(key)))]
+    return [".".join(path)] if path else []
 
 
 def _has_path(doc: Any, path: tuple[Any, ...]) -> bool:
@@ -219,7 +238,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     merged: dict[str, Any] = {}
     for _, doc in layers:
         merged = _deep_merge(merged, doc)
-    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords"):
+    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords", "origins"):
         if key in merged:
             raise ConfigError(f"{next(path for path, doc in reversed(layers) if key in doc)}: {key}: reserved key; "
                               "sources belong in conf/sources/<name>.yaml")
@@ -230,6 +249,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     for path, doc in source_layers:
         merged["sources"][doc.get("name", path.stem)] = doc
         layers.append((path, {"sources": {doc.get("name", path.stem): doc}}))
+    merged["origins"] = {leaf: str(path) for path, doc in layers for leaf in _leaf_paths(doc)}
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:

@@ -6,11 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from lakeforge.errors import InputError
+
 
 SPARK_TYPES = ("string", "int", "bigint", "double", "float", "boolean", "date", "timestamp")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """Configuration that cannot be loaded; the message names file, key path and the fix."""
 
 

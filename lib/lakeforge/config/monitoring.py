@@ -17,24 +17,39 @@ class Threshold(_Frozen):
 
 
 # Metrics where a low value is bad (status when value < level); every other thresholded metric is bad when high
-# (status when value >= level).
-LOWER_IS_WORSE = frozenset({"chi2_p_value", "auc"})
-FEATURE_METRICS = ("psi", "ks", "chi2_p_value", "null_rate_delta")
+# (status when value >= level); ABSOLUTE ones are judged on their absolute value (a bias either way is bad).
+LOWER_IS_WORSE = frozenset({"chi2_p_value", "auc", "r2"})
+ABSOLUTE = frozenset({"mean_error"})
+UNIT_INTERVAL = frozenset({"chi2_p_value", "auc", "calibration_error", "js_distance"})
+FEATURE_METRICS = ("psi", "ks", "js_distance", "chi2_p_value", "null_rate_delta")
 
 
 class MonitorThresholds(_Frozen):
-    """Per-metric levels. Feature metrics: psi, ks (numeric), chi2_p_value (categorical), null_rate_delta
-    (absolute change of the null rate). Predictions: prediction_psi, prediction_ks. Realised performance on
-    labelled rows: auc (minimum), calibration_error (maximum expected calibration error)."""
+    """Per-metric levels (a level left out is not checked; a metric without levels is information only).
+
+    Drift is judged by effect size, how far a distribution moved, not by a test's p-value (which, with hundreds
+    of thousands of rows, is tiny for differences nobody cares about): psi (every feature), ks (numeric: the
+    largest gap between the two CDFs), js_distance (categorical: Jensen-Shannon distance, base 2, in [0, 1]) and
+    null_rate_delta (absolute change of the null rate). chi2_p_value has no levels by default; given levels, it
+    only counts where the feature's js_distance also reaches its warn level. Predictions: prediction_psi,
+    prediction_ks. Realised performance on out-of-sample labelled rows: auc (minimum) and calibration_error
+    (maximum) of a classifier; rmse, mae, mean_error (absolute bias), r2 (minimum) of a regressor, and
+    rmse_ratio, the window's RMSE over the model's holdout RMSE (unit-free, so it has default levels)."""
 
     psi: Threshold = Threshold(warn=0.1, alert=0.25)
     ks: Threshold = Threshold(warn=0.1, alert=0.2)
-    chi2_p_value: Threshold = Threshold(warn=0.01, alert=0.001)
+    js_distance: Threshold = Threshold(warn=0.1, alert=0.2)
+    chi2_p_value: Threshold = Threshold()
     null_rate_delta: Threshold = Threshold(warn=0.02, alert=0.05)
     prediction_psi: Threshold = Threshold(warn=0.1, alert=0.25)
     prediction_ks: Threshold = Threshold(warn=0.1, alert=0.2)
     auc: Threshold = Threshold(warn=0.65, alert=0.6)
     calibration_error: Threshold = Threshold(warn=0.05, alert=0.1)
+    rmse: Threshold = Threshold()
+    mae: Threshold = Threshold()
+    mean_error: Threshold = Threshold()
+    r2: Threshold = Threshold()
+    rmse_ratio: Threshold = Threshold(warn=1.25, alert=1.5)
 
     @model_validator(mode="after")
     def _ordered(self) -> "MonitorThresholds":
@@ -44,7 +59,7 @@ class MonitorThresholds(_Frozen):
 
 
 def _check_levels(metric: str, level: Threshold) -> None:
-    if metric in ("chi2_p_value", "auc", "calibration_error"):
+    if metric in UNIT_INTERVAL:
         for value in (level.warn, level.alert):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{metric}: levels must lie in [0, 1], got {value}")
@@ -62,8 +77,11 @@ class PerformanceSettings(_Frozen):
     labels_table: str | None = Field(None, description="Delta table path with the key, label and window column "
                                                        "(default: the gold features table, latest version)")
     label: str | None = Field(None, description="label column of labels_table (default: features.label)")
-    window_column: str = Field("flight_date", description="date or timestamp column of labels_table")
-    window: Literal["day", "week", "month", "quarter", "year"] = "month"
+    window_column: str | None = Field(None, description="date or timestamp column of labels_table the windows are cut "
+                                                        "on (default: features.split.column of a time split; a "
+                                                        "dataset without time has no windows)")
+    window: Literal["none", "day", "week", "month", "quarter", "year"] = Field(
+        "month", description="none: overall figures only (a dataset without time)")
     min_rows: int = Field(100, ge=1, description="a window with fewer labelled rows is reported, not judged")
     calibration_bins: int = Field(10, ge=2, description="equal-width probability bins of the calibration error")
 

@@ -6,13 +6,18 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakeforge.config import Settings
+from lakeforge.errors import MissingInputError
 from lakeforge.ingest import silver_path
-from lakeforge.tables import delta_version, last_commit
+from lakeforge.spark import session_conf
+from lakeforge.tables import delta_version, last_commit, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +49,19 @@ def _lineage(spark: SparkSession, settings: Settings) -> dict:
         path = silver_path(settings, name)
         version = delta_version(spark, path)
         if version is None:
-            raise FileNotFoundError(f"the gold table needs silver table '{name}' at {path}, which does not exist; "
+            raise MissingInputError(f"the gold table needs silver table '{name}' at {path}, which does not exist; "
                                     f"ingest it first (jobs/ingest.py --source {name})")
         sources[name] = {"path": path, "version": version}
     spec = json.dumps(features.model_dump(mode="json"), sort_keys=True)
     return {"sources": sources, "features_hash": hashlib.sha256(spec.encode()).hexdigest()[:16]}
 
 
-def assemble_features(spark: SparkSession, settings: Settings, lineage: dict) -> DataFrame:
-    """The declared join and derived columns over the silver versions named in ``lineage``."""
+def assemble(settings: Settings, silver: Callable[[str], DataFrame]) -> DataFrame:
+    """The declared join and derived columns over the frames ``silver(name)`` gives for each source (lazy: no job
+    runs until the result is used, so the check can derive the gold schema from empty frames)."""
     features = settings.features
-
-    def silver(name: str) -> DataFrame:
-        src = lineage["sources"][name]
-        return spark.read.format("delta").option("versionAsOf", src["version"]).load(src["path"])
-
     base_spec = settings.sources[features.base]
-    frame = silver(features.base).select(*base_spec.column_names)
+    frame = silver(features.base).select(*[F.col(f"`{c}`") for c in base_spec.column_names])
     for join in features.joins:
         left_keys = join.left_keys or join.keys
         right = silver(join.source).select(
@@ -70,29 +71,65 @@ def assemble_features(spark: SparkSession, settings: Settings, lineage: dict) ->
         frame = frame.join(right, on=list(left_keys), how="left")
     for name, expression in features.derived.items():
         frame = frame.withColumn(name, F.expr(expression))
-    needed = (*features.feature_columns, features.label, *([features.split.column] if features.split.column else []))
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValueError(f"features: column(s) {missing} are neither source, joined nor derived columns; "
-                         "declare them under features.joins[].select or features.derived")
     return frame
 
 
+def assemble_features(spark: SparkSession, settings: Settings, lineage: dict) -> DataFrame:
+    """The declared join and derived columns over the silver versions named in ``lineage``."""
+
+    def silver(name: str) -> DataFrame:
+        src = lineage["sources"][name]
+        return spark.read.format("delta").option("versionAsOf", src["version"]).load(src["path"])
+
+    return assemble(settings, silver)
+
+
+def _same_schema(a: T.StructType, b: T.StructType) -> bool:
+    return [(f.name, f.dataType.simpleString()) for f in a.fields] == [(f.name, f.dataType.simpleString()) for f in b.fields]
+
+
+def _merge_changes(spark: SparkSession, path: str, frame: DataFrame, key: list[str], lineage: dict) -> None:
+    """One MERGE by entity key: rows whose values changed are updated, new keys inserted, keys no longer produced
+    deleted; an unchanged row is not touched, so the Change Data Feed holds only real changes."""
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
+    values = [c for c in frame.columns if c not in key]
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values) or "false"
+    metadata = {"spark.databricks.delta.commitInfo.userMetadata": json.dumps(lineage, sort_keys=True)}
+    with session_conf(spark, metadata):
+        (DeltaTable.forPath(spark, path).alias("t").merge(frame.alias("s"), on)
+         .whenMatchedUpdateAll(condition=changed)
+         .whenNotMatchedInsertAll()
+         .whenNotMatchedBySourceDelete()
+         .execute())
+
+
 def build_gold_table(spark: SparkSession, settings: Settings, *, force: bool = False) -> GoldTable:
-    """(Re)write the gold table unless it already reflects the current silver versions and feature spec."""
+    """Bring the gold table up to date with the current silver versions and feature spec (a no-op when it already
+    reflects them). The first build writes the table (Change Data Feed on); later builds MERGE by the entity key,
+    so only the rows that really changed are rewritten and incremental scoring sees only them. A feature spec
+    that changes the columns or their types rewrites the table."""
     path = gold_path(settings)
     lineage = _lineage(spark, settings)
-    if not force and delta_version(spark, path) is not None:
+    exists = delta_version(spark, path) is not None
+    if not force and exists:
         commit = last_commit(spark, path)
         if commit["user_metadata"] == lineage:
             rows = spark.read.format("delta").load(path).count()
             log.info("gold table %s is up to date (version %s)", path, commit["version"])
             return GoldTable(path, commit["version"], rows, False, lineage)
     frame = assemble_features(spark, settings, lineage)
-    (frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-     .option("delta.enableChangeDataFeed", "true")  # incremental scoring reads gold's changes
-     .option("userMetadata", json.dumps(lineage, sort_keys=True)).save(path))
-    version = delta_version(spark, path)
+    if exists and _same_schema(spark.read.format("delta").load(path).schema, frame.schema):
+        retry_on_conflict(lambda: _merge_changes(spark, path, frame, entity_key(settings), lineage),
+                          what=f"merge into {path}")
+    else:
+        (frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+         .option("delta.enableChangeDataFeed", "true")  # incremental scoring reads gold's changes
+         .option("userMetadata", json.dumps(lineage, sort_keys=True)).save(path))
+    commit = last_commit(spark, path)
+    version = commit["version"]
     rows = spark.read.format("delta").option("versionAsOf", version).load(path).count()
-    log.info("gold table %s written: version %s, %s rows", path, version, rows)
+    counts = ", ".join(f"{what} {commit['metrics'].get(metric, 0):,}" for what, metric in (
+        ("updated", "numTargetRowsUpdated"), ("inserted", "numTargetRowsInserted"), ("deleted", "numTargetRowsDeleted")))
+    log.info("gold table %s: version %s, %s rows (%s)", path, version, rows,
+             counts if commit["operation"] == "MERGE" else "written in full")
     return GoldTable(path, version, rows, True, lineage)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
+from lakeforge.errors import InputError
 from lakeforge.ingest.batch import (IngestResult, bronze_path, dq_metrics_path, nothing_new, process_batch,
                                     quarantine_path, silver_path)
 from lakeforge.ingest.pii import PiiKeyMissingError
@@ -23,19 +24,19 @@ __all__ = ["BatchRejectedError", "DataQualityError", "IngestResult", "PiiKeyMiss
 def ingest_source(spark: SparkSession, settings: Settings, source_name: str, input_path: str | None = None) -> IngestResult:
     """Ingest one batch of ``source_name`` end to end; re-running the same batch changes nothing."""
     if source_name not in settings.sources:
-        raise KeyError(f"unknown source '{source_name}'; declared sources: {', '.join(sorted(settings.sources))} "
+        raise InputError(f"unknown source '{source_name}'; declared sources: {', '.join(sorted(settings.sources))} "
                        f"(add conf/sources/{source_name}.yaml to declare it)")
     source = settings.sources[source_name]
     if source.kind == "jdbc":
         from lakeforge.ingest.jdbc import read_jdbc_batch
 
         if input_path:
-            raise ValueError(f"source '{source_name}' is read over JDBC; --input does not apply")
+            raise InputError(f"source '{source_name}' is read over JDBC; --input does not apply")
         raw = read_jdbc_batch(spark, settings, source, silver_path(settings, source.name))
         if raw is None:
             return nothing_new(spark, settings, source)
     elif source.kind == "stream_files" and input_path is None:
-        raise ValueError(f"source '{source_name}' is a stream; run jobs/stream.py for it, or give --input to "
+        raise InputError(f"source '{source_name}' is a stream; run jobs/stream.py for it, or give --input to "
                          "ingest one folder as a batch")
     else:
         raw = read_files_batch(spark, source, input_path or settings.storage.landing_path(source.path))

@@ -14,13 +14,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings, SourceSpec
+from lakeforge.errors import EnvironmentSetupError, InputError
 from lakeforge.ingest.read import RawBatch, check_columns, evolved, with_lineage
 from lakeforge.tables import latest_user_metadata
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
-class JdbcSecretMissingError(RuntimeError):
+class JdbcSecretMissingError(EnvironmentSetupError):
     """The source's password variable is not set."""
 
 
@@ -52,7 +53,7 @@ def read_jdbc_batch(spark: SparkSession, settings: Settings, source: SourceSpec,
     spec = source.jdbc
     for name in filter(None, (spec.table, spec.watermark_column)):
         if not _IDENTIFIER.match(name):
-            raise ValueError(f"source '{source.name}': '{name}' is not a plain table or column name")
+            raise InputError(f"source '{source.name}': '{name}' is not a plain table or column name")
     query = _reader(spark, settings, source)
     where, watermark = "", None
     if spec.watermark_column:

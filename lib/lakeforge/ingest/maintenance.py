@@ -11,6 +11,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
+from lakeforge.errors import InputError, MissingInputError
 from lakeforge.ingest.batch import silver_path
 from lakeforge.spark import session_conf
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 SAFE_RETENTION_HOURS = 168.0  # Delta's default delta.deletedFileRetentionDuration: 7 days
 
 
-class RetentionTooShortError(ValueError):
+class RetentionTooShortError(InputError):
     """VACUUM was asked to delete files younger than the table's safe retention."""
 
 
@@ -36,7 +37,7 @@ def _interval_hours(text: str) -> float:
     units = {"second": 1 / 3600, "minute": 1 / 60, "hour": 1.0, "day": 24.0, "week": 168.0}
     match = re.fullmatch(r"\s*(?:interval\s+)?(\d+(?:\.\d+)?)\s+(second|minute|hour|day|week)s?\s*", text.lower())
     if not match:
-        raise ValueError(f"cannot read the retention interval {text!r}")
+        raise InputError(f"cannot read the retention interval {text!r}")
     return float(match.group(1)) * units[match.group(2)]
 
 
@@ -79,7 +80,7 @@ def maintain_source(spark: SparkSession, settings: Settings, source_name: str, *
     source = settings.sources[source_name]
     path = silver_path(settings, source_name)
     if not DeltaTable.isDeltaTable(spark, path):
-        raise FileNotFoundError(f"no silver table for source '{source_name}' at {path}; ingest it first")
+        raise MissingInputError(f"no silver table for source '{source_name}' at {path}; ingest it first")
     removed, added = optimize_table(spark, path, source.zorder_by)
     hours = safe_retention_hours(spark, path) if retention_hours is None else retention_hours
     deleted = vacuum_table(spark, path, hours, force=force)

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeforge.config import SourceSpec
+from lakeforge.errors import InputError
 from lakeforge.tables import idempotent_dml, retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def ensure_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> D
     new = [c for c in source.columns if c.name not in present]
     if new:
         if source.schema_evolution != "additive":
-            raise ValueError(f"silver table {path} lacks column(s) {[c.name for c in new]} of source '{source.name}', "
+            raise InputError(f"silver table {path} lacks column(s) {[c.name for c in new]} of source '{source.name}', "
                              "whose schema_evolution is strict; evolve the table or the contract first")
         ddl = ", ".join(f"`{c.name}` {silver_type(source, c.name, c.type)}" for c in new)
         retry_on_conflict(lambda: spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({ddl})"),

@@ -21,11 +21,13 @@ from typing import Iterable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakeforge.errors import EnvironmentSetupError
+
 _BLOCK = 64  # SHA-256 block size in bytes
 _IPAD, _OPAD = "__pii_ipad", "__pii_opad"
 
 
-class PiiKeyMissingError(RuntimeError):
+class PiiKeyMissingError(EnvironmentSetupError):
     """A source declares PII columns and no hashing key is configured."""
 
 

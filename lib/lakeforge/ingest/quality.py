@@ -8,15 +8,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import SourceSpec
+from lakeforge.errors import DataQualityError
 from lakeforge.ingest.enforce import VALID
 from lakeforge.tables import retry_on_conflict
 
 DQ_SCHEMA = ("source string, batch_id string, metric string, column string, value double, threshold double, "
              "passed boolean")
-
-
-class DataQualityError(RuntimeError):
-    """A batch breached an expectation; silver was not touched and bronze keeps the batch."""
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ from pyspark.sql import types as T
 from pyspark.sql.utils import AnalysisException
 
 from lakeforge.config import ColumnSpec, SourceSpec
+from lakeforge.errors import InputError
 from lakeforge.tables import delta_version
 
 LINEAGE_COLUMNS = ("_ingested_at", "_source_file", "_batch_id")
 CORRUPT = "_corrupt_record"  # the raw text of a line or record the reader could not split into fields
 
 
-class BatchRejectedError(ValueError):
+class BatchRejectedError(InputError):
     """A file that cannot be a batch at all; nothing was written."""
 
 

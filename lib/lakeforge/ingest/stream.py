@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from lakeforge.config import Settings, SourceSpec
+from lakeforge.errors import InputError
 from lakeforge.ingest.batch import IngestResult, process_batch
 from lakeforge.ingest.read import CORRUPT, RawBatch
 
@@ -50,7 +51,7 @@ def start_stream(
     source = settings.sources.get(source_name)
     if source is None or source.kind != "stream_files":
         declared = sorted(n for n, s in settings.sources.items() if s.kind == "stream_files")
-        raise ValueError(f"'{source_name}' is not a stream_files source; stream sources: {declared or 'none'}")
+        raise InputError(f"'{source_name}' is not a stream_files source; stream sources: {declared or 'none'}")
     path = settings.storage.landing_path(source.path)
     checkpoint = checkpoint_path(settings, source.name)
     stream_key = hashlib.sha256(checkpoint.encode()).hexdigest()[:8]

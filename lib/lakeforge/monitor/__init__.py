@@ -1,10 +1,13 @@
 """Monitoring of a scored batch against the baseline profile logged with the model's training run.
 
-Per feature: PSI, KS (numeric) or chi-square (categorical), the null rate and its change; for the predicted
-probability: PSI and KS; once labels arrive: realised AUC, PR-AUC and calibration per time window. One row per
-(batch, feature, metric, window) goes to the ``monitor.table`` Delta table (a rerun replaces the batch's rows),
-the metrics and an HTML report go to a monitoring run in MLflow, and alert levels reached become a JSON log
-line, a webhook POST (when configured) and, in ``jobs/monitor.py``, exit code 3.
+Per feature: PSI, KS (numeric) or Jensen-Shannon distance (categorical; the chi-square test kept as
+information), the null rate and its change; for the model's output (a classifier's probability, a regressor's
+prediction): PSI and KS; once labels arrive, realised performance per time window (or overall only, for data
+without time): AUC, PR-AUC and calibration of a classifier, RMSE, MAE, bias and R2 of a regressor, on the rows
+the model was not trained on (the rows it was trained on are reported apart, never judged). One row per (batch,
+feature, metric, window) goes to the ``monitor.table`` Delta table (a rerun replaces the batch's rows), the
+metrics and an HTML report go to a monitoring run in MLflow, and alert levels reached become a JSON log line, a
+webhook POST (when configured) and, in ``jobs/monitor.py``, exit code 3.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import MonitorSettings, Settings
+from lakeforge.errors import InputError, MissingInputError
 from lakeforge.features import entity_key, gold_path
+from lakeforge.holdout import in_training, load_spec
 from lakeforge.monitor.alerts import alert_payload, log_alert, post_webhook
-from lakeforge.monitor.performance import WindowPerformance, labelled_predictions, realised_performance
-from lakeforge.monitor.profile import PREDICTION, build_profile, count_like, load_baseline_profile
+from lakeforge.monitor.performance import (WindowPerformance, labelled_predictions, realised_performance,
+                                           regression_performance)
+from lakeforge.monitor.profile import build_profile, count_like, load_baseline_profile
 from lakeforge.monitor.report import render_report
 from lakeforge.monitor.stats import EPSILON, ColumnDrift, compare, population_stability_index, status
 from lakeforge.tables import delta_version, retry_on_conflict
@@ -57,10 +63,13 @@ class MonitorResult:
     features: dict[str, float]  # PSI per feature
     alerts: tuple[dict, ...]  # each: kind, feature, metric, window_start, value, threshold
     warnings: tuple[dict, ...]
-    windows: int  # time windows with labelled rows
+    windows: int  # time windows with labelled rows (in-sample or not)
     report_path: str | None
     mlflow_run_id: str
     webhook_delivered: bool | None  # None: no webhook configured, or nothing to alert
+    task: str = "classification"
+    out_of_sample: dict[str, float] | None = None  # overall realised performance on rows the model never saw
+    notes: tuple[str, ...] = ()  # what the report says about what could not be measured
 
 
 def monitor_path(settings: Settings) -> str:
@@ -94,7 +103,7 @@ def _batch_predictions(spark: SparkSession, scored: ScoreResult) -> DataFrame:
 def _check_overrides(settings: Settings) -> None:
     unknown = sorted(set(settings.monitor.feature_thresholds) - set(settings.features.feature_columns))
     if unknown:
-        raise ValueError(f"monitor.feature_thresholds names {unknown}, which are not features (features.categorical "
+        raise InputError(f"monitor.feature_thresholds names {unknown}, which are not features (features.categorical "
                          f"and features.numeric: {list(settings.features.feature_columns)})")
 
 
@@ -115,16 +124,83 @@ def perf_label(settings: Settings) -> str:
     return settings.monitor.performance.label or settings.features.label
 
 
-def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame, key: list[str]
-                 ) -> list[WindowPerformance]:
+def labels_table(settings: Settings) -> str:
+    return settings.monitor.performance.labels_table or gold_path(settings)
+
+
+def window_column(settings: Settings) -> str | None:
+    """The column performance windows are cut on: ``monitor.performance.window_column``, else the column of a time
+    split; None (overall figures only) with ``window: none`` or for data without time."""
+    perf, split = settings.monitor.performance, settings.features.split
+    if perf.window == "none":
+        return None
+    return perf.window_column or (split.column if split.kind == "time" else None)
+
+
+TEMPORAL = ("date", "timestamp", "timestamp_ntz")
+
+
+def _training_keys(spark: SparkSession, settings: Settings, mv, key: list[str]) -> tuple[DataFrame | None, str | None]:
+    """The keys of the rows the model version was trained on (the gold table at the version its tags name, on the
+    training side of the split its run logged), or None and the reason they cannot be known."""
+    spec = load_spec(mv.run_id) if mv.run_id else None
+    table, version = mv.tags.get("gold_table"), mv.tags.get("gold_version")
+    if spec is None or table is None or version is None:
+        return None, ("the model's training run logged no split (trained before lakeforge recorded it): every "
+                      "labelled row counts as out-of-sample; retrain to separate the training rows")
+    label = settings.features.label
+    try:
+        gold = spark.read.format("delta").option("versionAsOf", int(version)).load(table)
+        gold.schema  # noqa: B018 - resolves the read: a vacuumed version fails here, before any job
+    except Exception as exc:  # noqa: BLE001 - Delta raises several types for a version it cannot read
+        return None, (f"the gold table {table} at version {version}, which the model was trained on, cannot be read "
+                      f"({str(exc).strip().splitlines()[0][:200]}): every labelled row counts as out-of-sample")
+    trained = gold.where(F.col(f"`{label}`").isNotNull())
+    return trained.where(in_training(spec, trained)).select(*key), None
+
+
+def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame, key: list[str], classify: bool,
+                 output: str, trained_keys: DataFrame | None) -> list[WindowPerformance]:
     perf = settings.monitor.performance
-    table = perf.labels_table or gold_path(settings)
+    table = labels_table(settings)
     if delta_version(spark, table) is None:
-        raise FileNotFoundError(f"labels table {table} is not a Delta table; set monitor.performance.labels_table "
+        raise MissingInputError(f"labels table {table} is not a Delta table; set monitor.performance.labels_table "
                                 "to a table with the entity key, the label and the window column")
     labels = spark.read.format("delta").load(table)
-    rows = labelled_predictions(predictions, labels, key, perf_label(settings), perf.window_column, perf.window, table)
-    return realised_performance(rows, perf.calibration_bins)
+    column = window_column(settings)
+    if column is not None and perf.window_column is None and column in labels.columns and \
+            labels.schema[column].dataType.typeName() not in TEMPORAL:
+        log.info("performance is not windowed: the split column %s is %s, not a date or timestamp", column,
+                 labels.schema[column].dataType.simpleString())
+        column = None
+    rows = labelled_predictions(predictions, labels, key, perf_label(settings), output, column, perf.window, table,
+                                classify, trained_keys)
+    return realised_performance(rows, perf.calibration_bins) if classify else regression_performance(rows)
+
+
+def _performance_rows(batch: dict, settings: Settings, windows: list[WindowPerformance],
+                      holdout_rmse: float | None) -> list[dict[str, Any]]:
+    """Out-of-sample windows are judged (from ``min_rows`` labelled rows on); in-sample ones are information."""
+    cfg, label = settings.monitor, perf_label(settings)
+    rows = []
+    for w in windows:
+        values = w.metrics()
+        if not w.in_sample and holdout_rmse and "rmse" in values:
+            values["rmse_ratio"] = values["rmse"] / holdout_rmse
+        kind = "performance_in_sample" if w.in_sample else "performance"
+        judged = not w.in_sample and w.rows >= cfg.performance.min_rows
+        rows += [_row(batch, cfg, kind, label, metric, value, w.window_start, judged=judged)
+                 for metric, value in values.items()]
+    return rows
+
+
+def _effect_gate(rows: list[dict[str, Any]]) -> None:
+    """A chi-square p-value given levels only counts where the feature's Jensen-Shannon distance also reaches its
+    warn level: with many rows the test flags differences too small to matter."""
+    moved = {r["feature"] for r in rows if r["metric"] == "js_distance" and r["status"] in ("warn", "alert")}
+    for r in rows:
+        if r["metric"] == "chi2_p_value" and r["status"] in ("warn", "alert") and r["feature"] not in moved:
+            r["status"] = "ok"
 
 
 def _write_text(spark: SparkSession, path: str, text: str) -> None:
@@ -189,40 +265,42 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
     profile = load_baseline_profile(mv.run_id, scored.model_name, scored.model_version)
     unprofiled = [c for c in features.feature_columns if c not in profile["features"]]
     if unprofiled:
-        raise ValueError(f"the baseline profile of {scored.model_name} v{scored.model_version} has no feature(s) "
+        raise InputError(f"the baseline profile of {scored.model_name} v{scored.model_version} has no feature(s) "
                          f"{unprofiled}: the model was trained with other features; monitor with the features it "
                          "was trained on, or retrain it")
     if scored.batch_id is None:
-        raise ValueError(f"{scored.model_name} v{scored.model_version}: the scoring of {scored.source_table} up to "
+        raise InputError(f"{scored.model_name} v{scored.model_version}: the scoring of {scored.source_table} up to "
                          f"version {scored.source_version} wrote no batch (nothing changed); nothing to monitor")
-    if (mv.tags.get("task") or "classification") != "classification":
-        raise ValueError(f"{scored.model_name} v{scored.model_version} is a {mv.tags['task']} model; monitoring "
-                         "judges a classifier's probabilities and realised AUC, so only classifiers are monitored")
+    task = mv.tags.get("task") or "classification"
+    classify = task == "classification"
+    output = "probability" if classify else "prediction"  # the predictions table's column of the model's output
     batch_id = scored.batch_id
     batch = {"batch_id": batch_id, "model_name": scored.model_name, "model_version": int(scored.model_version),
              "run_id": mv.run_id, "source_table": scored.source_table, "source_version": int(scored.source_version)}
 
     key = entity_key(settings)
     predictions = _batch_predictions(spark, scored)
-    counted_prediction = count_like(predictions, {PREDICTION: profile["prediction"]})[PREDICTION]
+    counted_prediction = count_like(predictions, {output: profile["prediction"]})[output]
     if counted_prediction["rows"] == 0:
-        raise ValueError(f"{scored.table} (Delta version {scored.table_version}) has no predictions of "
+        raise InputError(f"{scored.table} (Delta version {scored.table_version}) has no predictions of "
                          f"{scored.model_name} v{scored.model_version} for {batch_id}; score that batch first")
     source = spark.read.format("delta").option("versionAsOf", scored.source_version).load(scored.source_table)
     missing = [c for c in (*key, *features.feature_columns) if c not in source.columns]
     if missing:
-        raise ValueError(f"source {scored.source_table} (Delta version {scored.source_version}) lacks column(s) "
+        raise InputError(f"source {scored.source_table} (Delta version {scored.source_version}) lacks column(s) "
                          f"{missing} needed to monitor its batch")
     current = source.select(*key, *features.feature_columns).join(predictions.select(*key), key, "left_semi")
     counted = count_like(current, profile["features"])
     drifts = [compare(c, profile["features"][c], counted[c]) for c in features.feature_columns]
-    drifts.append(compare(PREDICTION, profile["prediction"], counted_prediction, prediction=True))
+    drifts.append(compare(output, profile["prediction"], counted_prediction, prediction=True))
 
     rows = [_row(batch, cfg, d.kind, d.name, metric, value) for d in drifts for metric, value in d.metrics.items()]
-    windows = _performance(spark, settings, predictions, key)
-    min_rows = cfg.performance.min_rows
-    rows += [_row(batch, cfg, "performance", perf_label(settings), metric, value, w.window_start,
-                  judged=w.rows >= min_rows) for w in windows for metric, value in w.metrics().items()]
+    _effect_gate(rows)
+    trained_keys, note = _training_keys(spark, settings, mv, key)
+    notes = (note,) if note else ()
+    windows = _performance(spark, settings, predictions, key, classify, output, trained_keys)
+    holdout_rmse = None if classify else client.get_run(mv.run_id).data.metrics.get("holdout_rmse")
+    rows += _performance_rows(batch, settings, windows, holdout_rmse)
 
     target = monitor_path(settings)
     frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in SCHEMA.split(", ")) for r in rows], SCHEMA)
@@ -232,8 +310,8 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
                       .mode("overwrite").option("replaceWhere", where).save(target), what=f"write {target}")
     table_version = delta_version(spark, target)
 
-    computed = {**batch, "computed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    html_text = render_report(computed, drifts, rows, windows) if cfg.report else None
+    computed = {**batch, "task": task, "computed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    html_text = render_report(computed, drifts, rows, windows, notes) if cfg.report else None
     path = report_path(settings, scored.model_name, scored.model_version, batch_id, scored.source_table,
                        scored.source_version) if cfg.report else None
     if path is not None:
@@ -254,7 +332,9 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
             delivered = post_webhook(cfg.webhook_url, payload, cfg.webhook_timeout_seconds)
     log.info("monitored %s with %s v%s: %d metrics, %d alerts, %d warnings into %s", batch_id, scored.model_name,
              scored.model_version, len(rows), len(alerts), len(warnings), target)
+    overall = next((w.metrics() for w in windows if w.window_start is None and not w.in_sample), None)
     return MonitorResult(target, table_version, batch_id, scored.model_name, int(scored.model_version),
                          scored.source_table, int(scored.source_version), len(rows),
                          {d.name: d.metrics["psi"] for d in drifts if d.kind != "prediction"}, alerts, warnings,
-                         sum(1 for w in windows if w.window_start is not None), path, run_id, delivered)
+                         len({w.window_start for w in windows if w.window_start is not None}), path, run_id, delivered,
+                         task, overall, notes)

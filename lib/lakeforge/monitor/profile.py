@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, MonitorSettings
+from lakeforge.errors import InputError, MissingInputError
 from lakeforge.spark import session_conf
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def count_bins(frame: DataFrame, numeric: dict[str, list[float]], categorical: d
     ``top_n`` most frequent values and pool the rest as ``OTHER``. Nulls are in ``NULL_BIN``."""
     missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
     if missing:
-        raise ValueError(f"columns {missing} are not in the frame to profile (it has {frame.columns})")
+        raise InputError(f"columns {missing} are not in the frame to profile (it has {frame.columns})")
     pairs = [F.struct(F.lit(c).alias("feature"), _numeric_bin(c, e).alias("bin")) for c, e in numeric.items()]
     pairs += [F.struct(F.lit(c).alias("feature"), _categorical_bin(c, cats).alias("bin")) for c, cats in categorical.items()]
     counts = frame.select(F.explode(F.array(*pairs)).alias("p")).groupBy("p.feature", "p.bin").count()
@@ -175,11 +176,11 @@ def load_baseline_profile(run_id: str, model_name: str, model_version: int) -> d
     try:
         profile = mlflow.artifacts.load_dict(f"runs:/{run_id}/{PROFILE_ARTIFACT}")
     except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a missing artifact
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"model {model_name} version {model_version} (run {run_id}) has no {PROFILE_ARTIFACT}: it was trained "
             "before baseline profiles were logged; retrain it (jobs/train.py --force) to monitor it") from exc
     if profile.get("format") != PROFILE_FORMAT:
-        raise ValueError(f"run {run_id}: {PROFILE_ARTIFACT} has format {profile.get('format')}, this lakeforge reads "
+        raise InputError(f"run {run_id}: {PROFILE_ARTIFACT} has format {profile.get('format')}, this lakeforge reads "
                          f"format {PROFILE_FORMAT}; retrain the model (jobs/train.py --force)")
     return profile
 

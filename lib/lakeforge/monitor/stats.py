@@ -1,5 +1,10 @@
 """Drift statistics from binned counts (pure Python, no Spark): PSI, the two-sample KS statistic read from fine
-quantile bins, the chi-square test of a category mix, and the statuses that thresholds give them.
+quantile bins, the Jensen-Shannon distance and the chi-square test of a category mix, and the statuses that
+thresholds give them.
+
+Alerts are raised on effect sizes (PSI, KS, Jensen-Shannon distance, the change of the null rate): how far a
+distribution moved. The chi-square p-value is kept as information: with the row counts of a real batch it is
+tiny for shifts of a fraction of a percent (README, Monitoring).
 
 KS approximation: the batch is counted in the baseline's fine quantile bins (``monitor.ks_bins`` of them), so
 both empirical CDFs are known exactly at every fine edge, and the statistic returned is the largest CDF gap
@@ -14,9 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency
 
-from lakeforge.config import LOWER_IS_WORSE, Threshold
+from lakeforge.config import ABSOLUTE, LOWER_IS_WORSE, Threshold
 
 EPSILON = 1e-4  # floor on a bin's share, so an empty bin does not make PSI infinite
 
@@ -74,11 +80,22 @@ def chi_square(expected: list[int], actual: list[int]) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def js_distance(expected: list[int], actual: list[int]) -> float:
+    """Jensen-Shannon distance (base 2: 0 same mix, 1 disjoint) of two count vectors over the same categories;
+    0 when either side has no present values."""
+    if not sum(expected) or not sum(actual):
+        return 0.0
+    return float(jensenshannon(shares(expected), shares(actual), base=2))
+
+
 def status(metric: str, value: float, level: Threshold) -> str:
-    """ok / warn / alert; 'info' when the metric has no levels. Low is bad for chi2_p_value and auc."""
+    """ok / warn / alert; 'info' when the metric has no levels. Low is bad for chi2_p_value, auc and r2; a bias
+    (mean_error) is judged by its absolute value."""
     if level.warn is None and level.alert is None:
         return "info"
-    lower = metric.removeprefix("prediction_") in LOWER_IS_WORSE
+    base = metric.removeprefix("prediction_")
+    lower = base in LOWER_IS_WORSE
+    value = abs(value) if base in ABSOLUTE else value
     if level.alert is not None and (value < level.alert if lower else value >= level.alert):
         return "alert"
     if level.warn is not None and (value < level.warn if lower else value >= level.warn):
@@ -106,8 +123,8 @@ def _edge_labels(edges: list[float]) -> list[str]:
 
 
 def compare(name: str, baseline: dict, current: dict, prediction: bool = False) -> ColumnDrift:
-    """The drift metrics of one column: PSI, KS (numeric) or chi-square (categorical), null rates. PSI, KS and
-    chi-square compare the present values; missing values are measured by the null rate and its change."""
+    """The drift metrics of one column: PSI, KS (numeric) or Jensen-Shannon distance and chi-square (categorical),
+    null rates. They compare the present values; missing values are measured by the null rate and its change."""
     metrics: dict[str, float] = {}
     if baseline["kind"] == "numeric":
         fine_b, fine_c = baseline["fine_counts"], current["fine_counts"]
@@ -119,6 +136,7 @@ def compare(name: str, baseline: dict, current: dict, prediction: bool = False) 
     else:
         coarse_b, coarse_c = baseline["counts"], current["counts"]
         metrics["psi"] = psi_of_counts(coarse_b, coarse_c)
+        metrics["js_distance"] = js_distance(coarse_b, coarse_c)
         metrics["chi2_statistic"], metrics["chi2_p_value"] = chi_square(coarse_b, coarse_c)
         labels = list(baseline["categories"])
     metrics["null_rate"] = current["null_rate"]

@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
+from lakeforge.errors import InputError, MissingInputError
 from lakeforge.features import entity_key, gold_path
 from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
 from lakeforge.score.predict import PREDICTION, predict_map_in_arrow, predict_transform
@@ -33,11 +34,11 @@ __all__ = ["ChangeDataFeedError", "EmptyInputError", "PredictionsTableError", "S
 ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
-class EmptyInputError(ValueError):
+class EmptyInputError(InputError):
     """The input has no rows to score; nothing was written."""
 
 
-class PredictionsTableError(ValueError):
+class PredictionsTableError(InputError):
     """The predictions table exists but lacks the lineage columns batches are found and replaced by."""
 
 
@@ -111,7 +112,7 @@ def score_table(
     source = input_path or gold_path(settings)
     source_version = delta_version(spark, source)
     if source_version is None:
-        raise FileNotFoundError(f"input {source} is not a Delta table; build it first (jobs/train.py builds gold)")
+        raise MissingInputError(f"input {source} is not a Delta table; build it first (jobs/train.py builds gold)")
     target = predictions_path(settings)
     check_predictions_table(spark, target)
     key = entity_key(settings)
@@ -185,13 +186,13 @@ def latest_scored(spark: SparkSession, settings: Settings, *, model_name: str | 
     target = predictions_path(settings)
     table_version = delta_version(spark, target)
     if table_version is None:
-        raise FileNotFoundError(f"no predictions table at {target}; run jobs/score.py first")
+        raise MissingInputError(f"no predictions table at {target}; run jobs/score.py first")
     rows = (spark.read.format("delta").load(target)
             .where((F.col("model_name") == name) & (F.col("model_version") == int(mv.version)))
             .groupBy("batch_id", "source_table", "source_version", "source_from_version", "run_id")
             .agg(F.count(F.lit(1)).alias("rows"), F.max("scored_at").alias("scored_at"))
             .orderBy(F.col("scored_at").desc()).first())
     if rows is None:
-        raise FileNotFoundError(f"{target} has no predictions of {name} version {mv.version}; score with it first")
+        raise MissingInputError(f"{target} has no predictions of {name} version {mv.version}; score with it first")
     return ScoreResult(target, table_version, rows["rows"], name, int(mv.version), rows["run_id"],
                        rows["source_table"], rows["source_version"], rows["batch_id"], rows["source_from_version"])

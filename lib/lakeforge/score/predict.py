@@ -17,6 +17,7 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakeforge.errors import InputError
 from lakeforge.train.estimator import SCORE_COL, scored_frame
 
 PREDICTION = "raw_prediction"
@@ -37,7 +38,7 @@ def predict_map_in_arrow(fitted: PipelineModel, frame: DataFrame, classify: bool
     """
     *indexers, assembler, xgb_model = fitted.stages
     if not isinstance(assembler, VectorAssembler):
-        raise TypeError(f"map_in_arrow scoring expects ... -> VectorAssembler -> xgboost; got {type(assembler).__name__}")
+        raise InputError(f"map_in_arrow scoring expects ... -> VectorAssembler -> xgboost; got {type(assembler).__name__}")
     inputs = list(assembler.getInputCols())
     indexed = PipelineModel(stages=indexers).transform(frame) if indexers else frame
     booster_bytes = bytes(xgb_model.get_booster().save_raw("ubj"))

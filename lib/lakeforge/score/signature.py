@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from lakeforge.errors import InputError
+
 # MLflow signature type names -> the Spark types a column may have to satisfy them.
 _COMPATIBLE = {
     "string": (T.StringType,),
@@ -16,7 +18,7 @@ _COMPATIBLE = {
 }
 
 
-class SignatureMismatchError(ValueError):
+class SignatureMismatchError(InputError):
     """The input table does not provide what the model's signature requires; nothing was written."""
 
 

@@ -19,7 +19,9 @@ from pyspark.sql import functions as F
 
 import lakeforge
 from lakeforge.config import Settings
+from lakeforge.errors import InputError
 from lakeforge.features import GoldTable, entity_key
+from lakeforge.holdout import SPLIT_ARTIFACT
 from lakeforge.monitor.profile import log_baseline_profile
 from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
 from lakeforge.train.cv import cross_validate
@@ -102,11 +104,11 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
 
     frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), features)
     _check_columns(frame.columns, gold, features, model, key)
-    train, test = holdout_split(frame, features, key, model.seed, classify)
+    train, test, split_spec = holdout_split(frame, features, key, model.seed, classify)
     balance = train.agg(F.count(F.lit(1)).alias("rows"), F.sum(LABEL_COL).alias("positives")).first()
     rows, positives = int(balance["rows"]), float(balance["positives"] or 0)
     if rows == 0 or test.isEmpty():
-        raise ValueError(f"features.split ({_describe_split(features)}) leaves the train or the test split empty; "
+        raise InputError(f"features.split ({_describe_split(features)}) leaves the train or the test split empty; "
                          "pick a split inside the data")
     if rows < 2 * workers:
         raise TrainingConfigError(f"the training split has {rows} rows for {workers} xgboost.spark workers; a worker "
@@ -114,7 +116,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     params = {} if torch_model else dict(model.params)
     if params.get("scale_pos_weight") == "auto":
         if not classify or positives == 0:
-            raise ValueError("model.params.scale_pos_weight is auto, which needs a classifier and positive rows in the "
+            raise InputError("model.params.scale_pos_weight is auto, which needs a classifier and positive rows in the "
                              "training split")
         params["scale_pos_weight"] = (rows - positives) / positives
     metric = model.gate_metric
@@ -124,6 +126,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
                          "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task,
                          "framework": model.framework})
+        mlflow.log_dict(split_spec, SPLIT_ARTIFACT)  # monitoring finds the rows the model was fitted on with it
         if torch_model:
             from lakeforge.train.deep.trainer import train_network
 

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 from pyspark.sql import SparkSession
 
+from lakeforge.errors import InputError
+
 REMOVED = {
     "use_gpu": "removed from xgboost; set model.device: cuda",
     "gpu_id": "removed from xgboost; set model.device: cuda (the GPU of each Spark task is assigned by Spark)",
@@ -44,7 +46,7 @@ CHOICES = {
 }
 
 
-class TrainingConfigError(ValueError):
+class TrainingConfigError(InputError):
     """A training setting that cannot work; raised before any Spark job."""
 
 

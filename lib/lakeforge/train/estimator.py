@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
 
 from lakeforge.config import FeatureSettings, ModelSettings
+from lakeforge.errors import InputError
 
 FEATURES_COL = "features"
 VALIDATION_COL = "is_validation"
@@ -39,7 +40,7 @@ def build_pipeline(features: FeatureSettings, model: ModelSettings, *, params: d
     params = dict(model.params if params is None else params)
     reserved = sorted(_RESERVED & set(params))
     if reserved:
-        raise ValueError(f"model.params: {reserved} are set by lakeforge; use model.num_workers / model.seed "
+        raise InputError(f"model.params: {reserved} are set by lakeforge; use model.num_workers / model.seed "
                          "and the features section instead")
     indexed = [f"{c}__idx" for c in features.categorical]
     stages = []

@@ -8,6 +8,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lakeforge.config import MlflowSettings
+from lakeforge.errors import LakeforgeError
 
 
 class PyfuncModel:
@@ -33,7 +34,7 @@ def load_registered(model_uri: str, classify: bool):
     return PyfuncModel(model_uri, classify, [spec["name"] for spec in info.signature.inputs.to_dict()])
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(LakeforgeError, LookupError):
     """The registry has no such model, alias or version."""
 
 

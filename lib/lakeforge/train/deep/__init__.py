@@ -25,13 +25,14 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import DeepSettings, Settings
+from lakeforge.errors import InfrastructureError
 from lakeforge.train.checks import TrainingConfigError, check_cluster, gpu_visible
 
 log = logging.getLogger(__name__)
 __all__ = ["DeepTrainingError", "FittedNetwork", "check_deep", "checkpoint_folder", "fit_network"]
 
 
-class DeepTrainingError(RuntimeError):
+class DeepTrainingError(InfrastructureError):
     """A distributed training run failed; the message carries the backend's own error."""
 
 

@@ -1,0 +1,67 @@
+"""The errors lakeforge raises on purpose, and the exit code each one gives a job.
+
+Every error raised on purpose derives from ``LakeforgeError`` and carries its ``exit_code``; its message already
+says what is wrong and how to fix it, so a job prints it as one ``error:`` line. Anything else that escapes a
+job is a bug (or a failure of the platform underneath) and is shown with its full traceback, exit code 1.
+
+| code | meaning |
+|---:|---|
+| 0 | done |
+| 1 | unexpected failure: a bug or an infrastructure failure (traceback); rerunning may help |
+| 2 | input or configuration error: fix the named file, key, column or table, then rerun |
+| 3 | monitoring alert: a metric reached its alert level (the job itself finished) |
+| 4 | the registry gate refused the challenger (``gate --require-promotion``) |
+| 5 | a data-quality expectation stopped a batch (bronze keeps it, silver is untouched) |
+
+The subclasses also derive from the builtin they replace (``ValueError``, ``FileNotFoundError`` ...), so code
+that catches the builtin keeps working.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INPUT = 2
+EXIT_ALERT = 3
+EXIT_NOT_PROMOTED = 4
+EXIT_DATA_QUALITY = 5
+
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_FAILURE: "unexpected failure (a bug or an infrastructure failure; the traceback is printed)",
+    EXIT_INPUT: "input or configuration error (the message names what to fix)",
+    EXIT_ALERT: "monitoring alert (a metric reached its alert level)",
+    EXIT_NOT_PROMOTED: "the registry gate refused the challenger (gate --require-promotion)",
+    EXIT_DATA_QUALITY: "a data-quality expectation stopped a batch",
+}
+
+
+class LakeforgeError(Exception):
+    """Base of every error lakeforge raises on purpose."""
+
+    exit_code = EXIT_INPUT
+
+
+class InputError(LakeforgeError, ValueError):
+    """Input data, a table or configuration that cannot be used as it is; the message says how to fix it."""
+
+
+class MissingInputError(LakeforgeError, FileNotFoundError):
+    """A table, file or artifact that a step needs does not exist yet; the message names the step that makes it."""
+
+
+class EnvironmentSetupError(LakeforgeError, RuntimeError):
+    """The machine or environment lacks something a job needs (Java, a key, a jar, a secret)."""
+
+
+class InfrastructureError(LakeforgeError, RuntimeError):
+    """A failure of the platform underneath (conflicting writers after every retry, a distributed run that died):
+    not the input's fault; rerunning may succeed. Exit 1, with the traceback."""
+
+    exit_code = EXIT_FAILURE
+
+
+class DataQualityError(LakeforgeError, RuntimeError):
+    """A batch breached a data-quality expectation; silver was not touched and bronze keeps the batch."""
+
+    exit_code = EXIT_DATA_QUALITY

@@ -40,7 +40,8 @@ setup(
     ] if not (SPARK_PROVIDED and req.startswith(("pyspark", "delta-spark")))],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "deltalake>=1.0",
-                "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],  # notebooks run headless in the tests
+                "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",  # notebooks run headless in the tests
+                "vega_datasets>=0.9"],  # a public dataset (Seattle's weather) the tests configure by YAML alone
         "gpu": ["nvidia-ml-py>=12"],  # GPU discovery for device=cuda checks; xgboost's wheel already has CUDA
         "dl": ["torch>=2.4"],  # the torch network (model.framework: torch) with TorchDistributor
         "horovod": ["torch>=2.4", "horovod==0.28.1"],  # built from source by `make horovod`, see README

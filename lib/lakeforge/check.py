@@ -16,8 +16,10 @@ import datetime as dt
 import difflib
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
@@ -66,18 +68,21 @@ class _Problems:
 
     def where(self, key_path: str) -> str:
         origin = self.settings.origin(key_path)
+        shown_path = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key_path)  # features.numeric.3 -> features.numeric[3]
         if origin is None:
-            return f"{key_path} (lakeforge's default)"
+            return f"{shown_path} (lakeforge's default)"
         root = Path(self.settings.project_root)
         shown = Path(origin).relative_to(root) if Path(origin).is_relative_to(root) else Path(origin)
-        return f"{shown}: {key_path}"
+        return f"{shown}: {shown_path}"
 
     def add(self, key_path: str, text: str) -> None:
         self.found.append(f"{self.where(key_path)}: {text}")
 
     def column(self, key_path: str, column: str | None, schema: T.StructType, table: str,
-               expected: tuple[str, ...] | None = None, expected_text: str = "", fix: str = "") -> bool:
-        """Check that ``column`` is in ``schema`` (and of one of the ``expected`` type families)."""
+               expected: tuple[str, ...] | None = None, expected_text: str = "", fix: str = "",
+               missing_fix: str = "") -> bool:
+        """Check that ``column`` is in ``schema`` (and of one of the ``expected`` type families); ``fix`` is said
+        of a wrong type, ``missing_fix`` of a missing column."""
         if column is None:
             return True
         self.checked += 1
@@ -86,7 +91,8 @@ class _Problems:
             close = difflib.get_close_matches(column, names, n=1)
             shown = ", ".join(names[:40]) + (f" ... ({len(names)} in all)" if len(names) > 40 else "")
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            self.add(key_path, f"column '{column}' is not in {table}{hint} (its columns: {shown}){fix and '; ' + fix}")
+            self.add(key_path, f"column '{column}' is not in {table}{hint} (its columns: {shown})"
+                               f"{missing_fix and '; ' + missing_fix}")
             return False
         dtype = schema[column].dataType
         if expected is not None and _family(dtype) not in expected:
@@ -128,7 +134,19 @@ def _silver_frames(spark: SparkSession, settings: Settings) -> tuple[dict[str, D
 
 def _spark_message(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return re.sub(r"\s*SQLSTATE: \w+\.?", "", text)
+    return re.sub(r"(\s*SQLSTATE: \w+)?\.?(;\s*line \d+ pos \d+)?;?$", "", text)
+
+
+@contextmanager
+def _quiet_analysis_errors() -> Iterator[None]:
+    """PySpark logs every analysis error it raises, with the whole plan, before the caller can catch it."""
+    logger = logging.getLogger("SQLQueryContextLogger")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _gold_schema(problems: _Problems, settings: Settings, silver: dict[str, DataFrame],
@@ -157,8 +175,9 @@ def _gold_schema(problems: _Problems, settings: Settings, silver: dict[str, Data
             frame = frame.join(right, on=list(left_keys), how="left")
     for name, expression in features.derived.items():
         try:
-            candidate = frame.withColumn(name, F.expr(expression))
-            candidate.schema  # noqa: B018 - analysis only: resolves every column the expression names
+            with _quiet_analysis_errors():
+                candidate = frame.withColumn(name, F.expr(expression))
+                candidate.schema  # noqa: B018 - analysis only: resolves every column the expression names
         except (AnalysisException, PySparkException) as exc:
             problems.add(f"features.derived.{name}", f"{expression!r} does not resolve over the columns before it: "
                                                       f"{_spark_message(exc)}")
@@ -186,21 +205,23 @@ def _check_test_from(problems: _Problems, settings: Settings, gold: T.StructType
 def _check_gold(problems: _Problems, settings: Settings, gold: T.StructType) -> None:
     features, model = settings.features, settings.model
     table = "the gold table (the declared joins and derived columns)"
+    declare = "declare it under features.derived or a join's select"
     for i, column in enumerate(features.categorical):
         problems.column(f"features.categorical.{i}", column, gold, table, ("string", "number", "time"),
-                        "a string, number, boolean, date or timestamp")
+                        "a string, number, boolean, date or timestamp", missing_fix=declare)
     for i, column in enumerate(features.numeric):
         problems.column(f"features.numeric.{i}", column, gold, table, ("number",), NUMBER,
-                        "list it under features.categorical, or cast it in features.derived")
+                        "list it under features.categorical, or cast it in features.derived", declare)
     problems.column("features.label", features.label, gold, table, ("number",), NUMBER,
-                    "derive a numeric label in features.derived (e.g. CAST(x > 15 AS INT))")
+                    "derive a numeric label in features.derived (e.g. CAST(x > 15 AS INT))", declare)
     for k in entity_key(settings):
         problems.column(f"sources.{features.base}.primary_key", k, gold, table)
     split = features.split
     if split.kind == "time" and problems.column("features.split.column", split.column, gold, table,
-                                                ("time", "number"), "a date, timestamp or number"):
+                                                ("time", "number"), "a date, timestamp or number",
+                                                missing_fix=declare):
         _check_test_from(problems, settings, gold)
-    problems.column("model.weight_col", model.weight_col, gold, table, ("number",), NUMBER)
+    problems.column("model.weight_col", model.weight_col, gold, table, ("number",), NUMBER, missing_fix=declare)
 
 
 def _check_monitoring(problems: _Problems, spark: SparkSession, settings: Settings, gold: T.StructType) -> tuple[str, str | None]:
@@ -221,12 +242,13 @@ def _check_monitoring(problems: _Problems, spark: SparkSession, settings: Settin
         schema, described = spark.read.format("delta").load(path).schema, f"labels table {path}"
     for k in entity_key(settings):
         problems.column("monitor.performance.labels_table", k, schema, described,
-                        fix="the labels table must carry the entity key")
+                        missing_fix="the labels table must carry the entity key")
     problems.column("monitor.performance.label", perf_label(settings), schema, described, ("number",), NUMBER)
     column = window_column(settings)
     if cfg.performance.window_column is not None:
         problems.column("monitor.performance.window_column", column, schema, described, ("time",),
-                        "a date or timestamp column", "or set monitor.performance.window: none (overall figures only)")
+                        "a date or timestamp column", "or set monitor.performance.window: none (overall figures only)",
+                        "or set monitor.performance.window: none (overall figures only)")
     elif column is not None and (column not in schema.fieldNames() or _family(schema[column].dataType) != "time"):
         column = None  # the split column, when it is not a date or timestamp: no windows
     return described, column

@@ -16,6 +16,18 @@ class ColumnSpec(_Frozen):
     type: Literal[SPARK_TYPES]  # type: ignore[valid-type]
     nullable: bool = True
     check: str | None = Field(None, description="SQL boolean expression every non-null value must satisfy")
+    format: str | None = Field(None, description="date and timestamp columns: the Spark datetime pattern the raw "
+                                                 "values are written in (e.g. yyyy/MM/dd); a value that does not "
+                                                 "match is quarantined. Default: ISO 8601")
+
+    @model_validator(mode="after")
+    def _format_for_dates(self) -> "ColumnSpec":
+        if self.format is not None and self.type not in ("date", "timestamp"):
+            raise ValueError(f"column '{self.name}': format applies to date and timestamp columns, not {self.type}")
+        if self.format is not None and "'" in self.format:
+            raise ValueError(f"column '{self.name}': format {self.format!r}: quote literal text with '' is not "
+                             "supported; use the pattern letters and separators only")
+        return self
 
 
 class Expectation(_Frozen):

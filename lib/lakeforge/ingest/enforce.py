@@ -27,8 +27,9 @@ def _violations(column: ColumnSpec, pii: tuple[str, ...]) -> list[tuple[Column, 
     """(condition, reason) for each way a value can break ``column``'s contract."""
     name, raw, typed = column.name, _raw(column.name), F.col(f"`{column.name}`")
     shown = F.lit("<redacted>") if name in pii else F.concat(F.lit("'"), raw, F.lit("'"))
+    target = column.type if column.format is None else f"{column.type} (format {column.format})"
     found = [(raw.isNotNull() & typed.isNull(),
-              F.concat(F.lit(f"column '{name}': cannot cast "), shown, F.lit(f" to {column.type}")))]
+              F.concat(F.lit(f"column '{name}': cannot cast "), shown, F.lit(f" to {target}")))]
     if not column.nullable:
         found.append((raw.isNull(), F.lit(f"column '{name}': null in a non-nullable column")))
     if column.check:
@@ -46,11 +47,20 @@ def _all_violations(frame: DataFrame, source: SourceSpec) -> list[tuple[Column, 
     return found
 
 
+def typed_value(column: ColumnSpec) -> Column:
+    """The raw value cast to the contract's type; null when it does not cast (a date or timestamp with a
+    ``format`` is parsed with that pattern)."""
+    if column.format is not None:
+        parsed = f"try_to_timestamp(CAST(`{column.name}` AS STRING), '{column.format}')"
+        return F.expr(parsed if column.type == "timestamp" else f"CAST({parsed} AS DATE)")
+    return F.expr(f"try_cast(`{column.name}` AS {column.type})")
+
+
 def enforce(batch: DataFrame, source: SourceSpec) -> DataFrame:
     """Typed columns, the untouched lineage columns, ``__raw_*`` copies and ``_valid`` (no rule broken)."""
     lineage = [c for c in batch.columns if c.startswith("_") and c not in source.column_names]
     typed = batch.select(
-        *[F.expr(f"try_cast(`{c.name}` AS {c.type})").alias(c.name) for c in source.columns],
+        *[typed_value(c).alias(c.name) for c in source.columns],
         *[F.col(f"`{c.name}`").alias(f"{RAW_PREFIX}{c.name}") for c in source.columns],
         *lineage,
     )

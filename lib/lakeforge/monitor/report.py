@@ -7,6 +7,7 @@ shares of every feature and of the predictions, and the full metrics table."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import io
 from typing import Any
@@ -87,7 +88,7 @@ def trend_plot(windows: list[WindowPerformance], task: str) -> str:
     ax.set_xticks(range(len(starts)))
     ax.set_xticklabels([str(s) for s in starts], rotation=45, ha="right", fontsize=7)
     ax.set_xlabel("window start")
-    ax.legend(fontsize=6, ncol=3)
+    ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.45))
     return _png(fig)
 
 
@@ -177,8 +178,9 @@ def render_report(batch: dict[str, Any], drifts: list[ColumnDrift], rows: list[d
         parts.append(f"<img alt=\"performance trend\" src=\"{trend_plot(windows, batch.get('task', 'classification'))}\">")
     if windows:
         columns = ["scope", "window_start", "labelled_rows", *sorted({m for w in windows for m in w.values})]
+        ordered = sorted(windows, key=lambda w: (w.window_start is None, w.window_start or dt.date.min, w.in_sample))
         parts.append(_table([{"scope": "trained on (in-sample)" if w.in_sample else "out-of-sample",
-                              "window_start": w.window_start or "all", **w.metrics()} for w in windows], columns))
+                              "window_start": w.window_start or "all", **w.metrics()} for w in ordered], columns))
     else:
         parts.append("<p>No labels yet for the rows of this batch.</p>")
     parts.append("<h2>Drift per feature and of the predictions (baseline vs this batch)</h2><div class=\"grid\">")

@@ -243,7 +243,8 @@ def _check_monitoring(problems: _Problems, spark: SparkSession, settings: Settin
     for k in entity_key(settings):
         problems.column("monitor.performance.labels_table", k, schema, described,
                         missing_fix="the labels table must carry the entity key")
-    problems.column("monitor.performance.label", perf_label(settings), schema, described, ("number",), NUMBER)
+    if cfg.performance.labels_table is not None or cfg.performance.label is not None:  # else: features.label, checked
+        problems.column("monitor.performance.label", perf_label(settings), schema, described, ("number",), NUMBER)
     column = window_column(settings)
     if cfg.performance.window_column is not None:
         problems.column("monitor.performance.window_column", column, schema, described, ("time",),

@@ -58,9 +58,12 @@ class Settings(_Frozen):
         its nearest parent that a file set; None when the value is lakeforge's default."""
         parts = key_path.split(".")
         for depth in range(len(parts), 0, -1):
-            found = self.origins.get(".".join(parts[:depth]))
-            if found is not None:
-                return found
+            prefix = ".".join(parts[:depth])
+            if prefix in self.origins:
+                return self.origins[prefix]
+            inside = [file for key, file in self.origins.items() if key.startswith(prefix + ".")]
+            if inside:  # the file that sets the section the key belongs in (the last layer that does)
+                return inside[-1]
         return None
 
     @model_validator(mode="after")

@@ -168,10 +168,10 @@ def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame
                                 "to a table with the entity key, the label and the window column")
     labels = spark.read.format("delta").load(table)
     column = window_column(settings)
-    if column is not None and perf.window_column is None and column in labels.columns and \
-            labels.schema[column].dataType.typeName() not in TEMPORAL:
-        log.info("performance is not windowed: the split column %s is %s, not a date or timestamp", column,
-                 labels.schema[column].dataType.simpleString())
+    if column is not None and perf.window_column is None and (
+            column not in labels.columns or labels.schema[column].dataType.typeName() not in TEMPORAL):
+        log.info("performance is not windowed: the labels table %s has no date or timestamp column %s (the time "
+                 "split's column); set monitor.performance.window_column to cut windows", table, column)
         column = None
     rows = labelled_predictions(predictions, labels, key, perf_label(settings), output, column, perf.window, table,
                                 classify, trained_keys)

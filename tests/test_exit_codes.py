@@ -83,7 +83,7 @@ def test_a_refused_challenger_exits_4_when_promotion_is_required(spark, tmp_path
     code, out, _ = run_in_process(spark, "gate", settings, "--require-promotion")
     assert code == 4
     assert '"promoted": false' in out and "is below model.min_auc 0.99" in out
-    assert mlflow_client(settings.mlflow).get_model_version_by_alias("toy_refused", "challenger").version == str(
-        trained.model_version)
+    challenger = mlflow_client(settings.mlflow).get_model_version_by_alias("toy_refused", "challenger")
+    assert int(challenger.version) == trained.model_version
     code, _, _ = run_in_process(spark, "gate", settings)  # without --require-promotion a refusal is not a failure
     assert code == 0

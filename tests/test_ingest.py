@@ -5,6 +5,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakeforge.config import ColumnSpec, SourceSpec
+from lakeforge.errors import InputError
 from lakeforge.ingest import BatchRejectedError, bronze_path, ingest_source, quarantine_path, silver_path
 from tests.conftest import settings_for
 
@@ -137,9 +138,9 @@ def test_undeclared_column_is_rejected(spark, settings):
 
 
 def test_unknown_source_names_the_declared_ones(spark, settings):
-    with pytest.raises(KeyError) as err:
+    with pytest.raises(InputError) as err:
         ingest_source(spark, settings, "readingz")
-    assert err.value.args[0] == ("unknown source 'readingz'; declared sources: readings "
+    assert str(err.value) == ("unknown source 'readingz'; declared sources: readings "
                                  "(add conf/sources/readingz.yaml to declare it)")
 
 

@@ -48,7 +48,7 @@ def test_cluster_mode_ships_conf_as_an_archive(conf_copy):
 def test_unknown_job_and_missing_env_are_clear():
     bad = subprocess.run([SCRIPT, "ingestt", "--env", "local"], capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == ("spark-submit.sh: error: unknown job 'ingestt'; jobs: gate, ingest, maintain, monitor, "
+    assert bad.stderr.strip() == ("spark-submit.sh: error: unknown job 'ingestt'; jobs: check, gate, ingest, maintain, monitor, "
                                   "pipeline, score, stream, train (see --help)")
     no_env = subprocess.run([SCRIPT, "score"], capture_output=True, text=True)
     assert no_env.returncode == 2
@@ -57,7 +57,7 @@ def test_unknown_job_and_missing_env_are_clear():
 
 def test_help_lists_jobs_and_job_help_lists_options():
     top = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, check=True).stdout
-    assert "Jobs: gate, ingest, maintain, monitor, pipeline, score, stream, train" in top
+    assert "Jobs: check, gate, ingest, maintain, monitor, pipeline, score, stream, train" in top
     job = subprocess.run([SCRIPT, "ingest", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--source SOURCE" in job and "--input INPUT" in job
 

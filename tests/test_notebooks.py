@@ -48,7 +48,7 @@ def test_notebooks_are_the_four_in_order_and_committed_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, f"{name}: strip the outputs before committing"
         assert "widgets" not in nb.metadata, name
         params = _parameters_cell(nb).source
-        assert 'ENV = "local"' in params and "LAKEHOUSE_ROOT = None" in params, name
+        assert 'ENV = "local"' in params and "LAKEHOUSE_ROOT = None" in params and "CONF_DIR = None" in params, name
         for key in PARAMETERS[name]:
             assert f"\n{key} = " in f"\n{params}", f"{name} has no parameter {key}"
 
@@ -57,36 +57,47 @@ def _executed(nb) -> list:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Each notebook run once, in order, sharing one temporary lakehouse; returns (lakehouse, {name: notebook})."""
+def run_notebooks(values: dict[str, dict]) -> dict:
+    """Run the named notebooks in order (one kernel and one local[2] Spark session each) with their parameters
+    cell replaced by ``values[name]``; returns {name: executed notebook}."""
     from nbclient import NotebookClient
 
-    root = tmp_path_factory.mktemp("notebooks")
     patch = pytest.MonkeyPatch()
     patch.setenv("LAKEFORGE_PII_KEY", TEST_PII_KEY)
     patch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     results = {}
     try:
-        for name in ORDER:
+        for name, parameters in values.items():
             nb = _read(name)
-            values = {"ENV": "local", "LAKEHOUSE_ROOT": str(root), **PARAMETERS[name]}
-            _parameters_cell(nb).source = "\n".join(f"{k} = {v!r}" for k, v in values.items())
+            _parameters_cell(nb).source = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
             NotebookClient(nb, timeout=300, kernel_name="python3",
                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
             results[name] = nb
     finally:
         patch.undo()
-    return root, results
+    return results
+
+
+def plots_and_errors(nb) -> tuple[int, list]:
+    outputs = _executed(nb)
+    return (len([o for o in outputs if "image/png" in o.get("data", {})]),
+            [o for o in outputs if o.output_type == "error"])
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Each notebook run once, in order, sharing one temporary lakehouse; returns (lakehouse, {name: notebook})."""
+    root = tmp_path_factory.mktemp("notebooks")
+    values = {name: {"ENV": "local", "LAKEHOUSE_ROOT": str(root), **PARAMETERS[name]} for name in ORDER}
+    return root, run_notebooks(values)
 
 
 def test_every_notebook_runs_and_draws_its_plots(executed):
     _, notebooks = executed
     for name in ORDER:
-        outputs = _executed(notebooks[name])
-        assert not [o for o in outputs if o.output_type == "error"], name
-        images = [o for o in outputs if "image/png" in o.get("data", {})]
-        assert len(images) >= PLOTS[name], f"{name}: {len(images)} plots"
+        plots, errors = plots_and_errors(notebooks[name])
+        assert not errors, name
+        assert plots >= PLOTS[name], f"{name}: {plots} plots"
 
 
 def test_the_notebooks_built_the_sample_lakehouse(executed):

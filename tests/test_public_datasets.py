@@ -197,3 +197,35 @@ def test_the_check_job_says_what_it_checked(tmp_path):
     assert re.search(r"configuration of environment 'test': OK\n  silver tumours: its contract \(not ingested yet\)\n"
                      r"  gold: 33 columns\n  labels: the gold table\n  performance windows: none \(overall figures "
                      r"only\)\n  \d+ column references checked", run.stdout), run.stdout[-2000:]
+
+
+def test_the_notebooks_work_for_a_regressor_and_for_data_without_time(seattle, tumours):
+    """The four notebooks on the regression's lakehouse; the two that depend on time (exploring, monitoring) on
+    the classification without time. Each runs on the conf folder of its dataset (CONF_DIR)."""
+    from tests.test_notebooks import plots_and_errors, run_notebooks
+
+    def values(ran, **extra):
+        return {"ENV": "test", "LAKEHOUSE_ROOT": None, "CONF_DIR": str(Path(ran["settings"].project_root) / "conf"),
+                **extra}
+
+    runs = {
+        "seattle": run_notebooks({
+            "01_explore_data": values(seattle, STAGE_DEMO_DATA=False, SAMPLE_EVERY=1, PLOT_ROWS=2000),
+            "02_train_and_tune": values(seattle, SEARCH={}, PARAMS={}, PROMOTE="gate"),
+            "03_evaluate_and_compare": values(seattle, CHALLENGER_PARAMS={"max_depth": 2, "n_estimators": 20}),
+            "04_score_and_monitor": values(seattle)}),
+        "tumours": run_notebooks({
+            "01_explore_data": values(tumours, STAGE_DEMO_DATA=False, SAMPLE_EVERY=1, PLOT_ROWS=2000),
+            "04_score_and_monitor": values(tumours)}),
+    }
+    expected = {"seattle": {"01_explore_data": 4, "02_train_and_tune": 1, "03_evaluate_and_compare": 2,
+                            "04_score_and_monitor": 3},
+                "tumours": {"01_explore_data": 3, "04_score_and_monitor": 2}}
+    for dataset, notebooks in runs.items():
+        for name, nb in notebooks.items():
+            plots, errors = plots_and_errors(nb)
+            assert not errors, (dataset, name, errors[:1])
+            assert plots >= expected[dataset][name], (dataset, name, plots)
+    texts = "\n".join(o.get("text", "") for c in runs["tumours"]["04_score_and_monitor"].cells
+                      if c.cell_type == "code" for o in c.outputs if o.output_type == "stream")
+    assert "no time windows (overall figures only)" in texts

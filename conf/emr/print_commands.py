@@ -140,7 +140,9 @@ def commands(cluster: dict, steps: list[dict]) -> list[str]:
         "# 2. the cluster (prints its id)",
         f"CLUSTER_ID=$({create_cluster_command(cluster)})",
         "",
-        "# 3. the steps, in order (a failed step cancels the ones after it: ActionOnFailure CANCEL_AND_WAIT)",
+        "# 3. the steps, in order (a failed step cancels the ones after it: ActionOnFailure CANCEL_AND_WAIT). A step",
+        "#    fails on any exit code but 0 (README: 1 unexpected, 2 input or configuration, 3 monitoring alert,",
+        "#    5 data quality; the gate step runs without --require-promotion, so a refused challenger exits 0)",
         *(f"aws emr add-steps --cluster-id \"$CLUSTER_ID\" --steps {_json([step])}" for step in steps),
     ]
     return out

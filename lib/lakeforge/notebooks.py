@@ -3,6 +3,7 @@ and the MLflow lookups behind their plots. Notebooks call these and plot; they h
 
     settings = notebook_settings("local")                     # the lakehouse `make demo` writes
     settings = notebook_settings("local", "/tmp/lakehouse")   # a lakehouse of its own (the notebook tests)
+    settings = notebook_settings("local", conf_dir="my/conf") # your own dataset: a conf folder of its own
     spark = notebook_session(settings)
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import MlflowSettings, Settings, StorageSettings, load_settings
@@ -43,7 +44,8 @@ def project_conf(start: Path | None = None) -> Path:
     raise MissingInputError(f"no conf/base.yaml in {here} or above; start the notebook inside the lakeforge project")
 
 
-def notebook_settings(env: str = "local", lakehouse_root: str | Path | None = None, *, conf_dir: Path | None = None,
+def notebook_settings(env: str = "local", lakehouse_root: str | Path | None = None, *,
+                      conf_dir: str | Path | None = None,
                       search: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Settings:
     """``env``'s settings; with ``lakehouse_root``, its tables, landing folder and MLflow store all live there.
 
@@ -78,14 +80,47 @@ def notebook_session(settings: Settings, master: str = "local[2]") -> SparkSessi
     return spark
 
 
-def prepare_demo_tables(spark: SparkSession, settings: Settings, sample_every: int = 1) -> list[IngestResult]:
-    """Stage the demo files (every ``sample_every``-th flight) where missing, and ingest every batch source.
+def prepare_tables(spark: SparkSession, settings: Settings, demo_sample_every: int | None = None
+                   ) -> list[IngestResult]:
+    """Ingest every batch source from its landing folder; with ``demo_sample_every``, first stage the bundled demo
+    files (every n-th flight) where missing.
 
-    Ingestion is idempotent: on the tables ``make demo`` already wrote, this reads nothing new.
+    Ingestion is idempotent: on tables already written (``make demo``, a pipeline run), this reads nothing new.
     """
-    stage_demo_data(settings.storage.landing, flights_every=sample_every)
+    if demo_sample_every is not None:
+        stage_demo_data(settings.storage.landing, flights_every=demo_sample_every)
     names = sorted(n for n, s in settings.sources.items() if s.kind != "stream_files")
     return [ingest_source(spark, settings, name) for name in names]
+
+
+def classifies(settings: Settings) -> bool:
+    return settings.model.task == "classification"
+
+
+def label_by_window(gold: DataFrame, settings: Settings, window: str = "month") -> pd.DataFrame:
+    """Per ``window`` of the time split's column (empty for data without time): rows, rows without a label, and
+    the label's mean (a classifier's positive share)."""
+    split, label = settings.features.split, settings.features.label
+    if split.kind != "time" or gold.schema[split.column].dataType.typeName() not in ("date", "timestamp"):
+        return pd.DataFrame()
+    start = F.to_date(F.date_trunc(window, F.col(f"`{split.column}`").cast("timestamp"))).alias("window_start")
+    return (gold.groupBy(start).agg(F.count(F.lit(1)).alias("rows"),
+                                    F.sum(F.col(f"`{label}`").isNull().cast("int")).alias("no_label"),
+                                    F.avg(F.col(f"`{label}`")).alias("label_mean"))
+            .orderBy("window_start").toPandas())
+
+
+def performance_table(spark: SparkSession, table: str, batch_id: str) -> pd.DataFrame:
+    """Realised performance of a monitored batch, one row per (scope, window): out-of-sample rows first, then
+    the rows the model was trained on; the window ``all`` is every labelled row of the scope."""
+    rows = (spark.read.format("delta").load(table)
+            .where((F.col("batch_id") == batch_id) & F.col("kind").startswith("performance")).toPandas())
+    if rows.empty:
+        return rows
+    rows["scope"] = rows["kind"].map({"performance": "out-of-sample", "performance_in_sample": "trained on"})
+    rows["window"] = rows["window_start"].map(lambda d: "all" if pd.isna(d) else str(d))
+    return rows.pivot_table(index=["scope", "window"], columns="metric", values="value").sort_index(
+        level=["scope", "window"], ascending=[False, True])
 
 
 def trial_history(settings: Settings, run_id: str) -> pd.DataFrame:
@@ -110,12 +145,15 @@ def run_evaluation(settings: Settings, run_id: str) -> dict[str, Any]:
 
 def holdout_predictions(spark: SparkSession, settings: Settings, *, alias: str | None = None,
                         version: int | None = None) -> pd.DataFrame:
-    """A registered version's predicted probabilities on the holdout it was evaluated on (``label``, ``score``)."""
+    """A registered version's outputs on the holdout it was evaluated on: ``label`` and ``score`` (a classifier's
+    predicted probability, a regressor's prediction)."""
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, settings.model.registered_name, alias=alias, version=version)
-    model = load_registered(f"models:/{settings.model.registered_name}/{mv.version}", classify=True)
-    scored = scored_frame(model, holdout_rows(spark, settings, mv.tags, mv.run_id), classify=True)
-    return scored.select(F.col(LABEL_COL).alias("label"), F.col(SCORE_COL).alias("score")).toPandas()
+    classify = (mv.tags.get("task") or settings.model.task) == "classification"
+    model = load_registered(f"models:/{settings.model.registered_name}/{mv.version}", classify=classify)
+    scored = scored_frame(model, holdout_rows(spark, settings, mv.tags, mv.run_id), classify=classify)
+    output = SCORE_COL if classify else "prediction"
+    return scored.select(F.col(LABEL_COL).alias("label"), F.col(output).alias("score")).toPandas()
 
 
 def registered_versions(settings: Settings) -> pd.DataFrame:

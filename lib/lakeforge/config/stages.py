@@ -78,8 +78,8 @@ class SplitSettings(_Frozen):
     @model_validator(mode="after")
     def _time_needs_column(self) -> "SplitSettings":
         if self.kind == "time" and (self.column is None or self.test_from is None):
-            raise ValueError("a time split needs column and test_from (e.g. column: flight_date, "
-                             "test_from: '2013-11-01'), or set kind: stratified")
+            raise ValueError("a time split needs column and test_from (e.g. column: event_date, "
+                             "test_from: '2024-01-01'), or set kind: stratified")
         return self
 
 

@@ -32,13 +32,15 @@ from lakeforge.errors import InputError
 from lakeforge.features import entity_key
 from lakeforge.ingest import silver_path
 from lakeforge.ingest.merge import silver_type
-from lakeforge.monitor import TEMPORAL, labels_table, perf_label, window_column
+from lakeforge.ingest.read import type_family
+from lakeforge.monitor import labels_table, perf_label, window_column
 from lakeforge.tables import delta_version
 
 log = logging.getLogger(__name__)
 __all__ = ["CheckResult", "check_configuration"]
 
 NUMBER = "a number (int, bigint, float, double, decimal) or boolean"
+NUMBERS = ("numeric", "boolean")
 _TYPES = {"string": T.StringType(), "int": T.IntegerType(), "bigint": T.LongType(), "double": T.DoubleType(),
           "float": T.FloatType(), "boolean": T.BooleanType(), "date": T.DateType(), "timestamp": T.TimestampType()}
 
@@ -95,21 +97,11 @@ class _Problems:
                                f"{missing_fix and '; ' + missing_fix}")
             return False
         dtype = schema[column].dataType
-        if expected is not None and _family(dtype) not in expected:
+        if expected is not None and type_family(dtype) not in expected:
             self.add(key_path, f"column '{column}' of {table} is {dtype.simpleString()}; expected {expected_text}"
                                f"{fix and '; ' + fix}")
             return False
         return True
-
-
-def _family(dtype: T.DataType) -> str:
-    if isinstance(dtype, (T.NumericType, T.BooleanType)):
-        return "number"
-    if isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
-        return "time"
-    if isinstance(dtype, T.StringType):
-        return "string"
-    return dtype.simpleString()
 
 
 def _contract_frame(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
@@ -199,7 +191,7 @@ def _check_test_from(problems: _Problems, settings: Settings, gold: T.StructType
     except ValueError:
         problems.add("features.split.test_from", f"{split.test_from!r} is not a value of column '{split.column}' "
                                                  f"({dtype.simpleString()}); give one, e.g. "
-                                                 f"{'2024-01-01' if _family(dtype) == 'time' else '2020'}")
+                                                 f"{'2024-01-01' if type_family(dtype) == 'temporal' else '2020'}")
 
 
 def _check_gold(problems: _Problems, settings: Settings, gold: T.StructType) -> None:
@@ -207,21 +199,21 @@ def _check_gold(problems: _Problems, settings: Settings, gold: T.StructType) -> 
     table = "the gold table (the declared joins and derived columns)"
     declare = "declare it under features.derived or a join's select"
     for i, column in enumerate(features.categorical):
-        problems.column(f"features.categorical.{i}", column, gold, table, ("string", "number", "time"),
+        problems.column(f"features.categorical.{i}", column, gold, table, ("string", *NUMBERS, "temporal"),
                         "a string, number, boolean, date or timestamp", missing_fix=declare)
     for i, column in enumerate(features.numeric):
-        problems.column(f"features.numeric.{i}", column, gold, table, ("number",), NUMBER,
+        problems.column(f"features.numeric.{i}", column, gold, table, NUMBERS, NUMBER,
                         "list it under features.categorical, or cast it in features.derived", declare)
-    problems.column("features.label", features.label, gold, table, ("number",), NUMBER,
+    problems.column("features.label", features.label, gold, table, NUMBERS, NUMBER,
                     "derive a numeric label in features.derived (e.g. CAST(x > 15 AS INT))", declare)
     for k in entity_key(settings):
         problems.column(f"sources.{features.base}.primary_key", k, gold, table)
     split = features.split
     if split.kind == "time" and problems.column("features.split.column", split.column, gold, table,
-                                                ("time", "number"), "a date, timestamp or number",
+                                                ("temporal", "numeric"), "a date, timestamp or number",
                                                 missing_fix=declare):
         _check_test_from(problems, settings, gold)
-    problems.column("model.weight_col", model.weight_col, gold, table, ("number",), NUMBER, missing_fix=declare)
+    problems.column("model.weight_col", model.weight_col, gold, table, NUMBERS, NUMBER, missing_fix=declare)
 
 
 def _check_monitoring(problems: _Problems, spark: SparkSession, settings: Settings, gold: T.StructType) -> tuple[str, str | None]:
@@ -244,13 +236,13 @@ def _check_monitoring(problems: _Problems, spark: SparkSession, settings: Settin
         problems.column("monitor.performance.labels_table", k, schema, described,
                         missing_fix="the labels table must carry the entity key")
     if cfg.performance.labels_table is not None or cfg.performance.label is not None:  # else: features.label, checked
-        problems.column("monitor.performance.label", perf_label(settings), schema, described, ("number",), NUMBER)
+        problems.column("monitor.performance.label", perf_label(settings), schema, described, NUMBERS, NUMBER)
     column = window_column(settings)
     if cfg.performance.window_column is not None:
-        problems.column("monitor.performance.window_column", column, schema, described, ("time",),
+        problems.column("monitor.performance.window_column", column, schema, described, ("temporal",),
                         "a date or timestamp column", "or set monitor.performance.window: none (overall figures only)",
                         "or set monitor.performance.window: none (overall figures only)")
-    elif column is not None and (column not in schema.fieldNames() or _family(schema[column].dataType) != "time"):
+    elif column is not None and (column not in schema.fieldNames() or type_family(schema[column].dataType) != "temporal"):
         column = None  # the split column, when it is not a date or timestamp: no windows
     return described, column
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
-from lakeforge.errors import InputError
+from lakeforge.errors import DataQualityError, InputError
 from lakeforge.ingest.batch import (IngestResult, bronze_path, dq_metrics_path, nothing_new, process_batch,
                                     quarantine_path, silver_path)
 from lakeforge.ingest.pii import PiiKeyMissingError
-from lakeforge.ingest.quality import DataQualityError
 from lakeforge.ingest.read import BatchRejectedError, read_files_batch
 
 __all__ = ["BatchRejectedError", "DataQualityError", "IngestResult", "PiiKeyMissingError", "bronze_path",

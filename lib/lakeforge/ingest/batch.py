@@ -13,10 +13,11 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings, SourceSpec
+from lakeforge.errors import DataQualityError
 from lakeforge.ingest.enforce import duplicate_rows, enforce, quarantine_rows, valid_rows
 from lakeforge.ingest.merge import COUNT, duplicate_keys, merge_into_silver, split_duplicates
 from lakeforge.ingest.pii import PiiKeyMissingError, hash_columns
-from lakeforge.ingest.quality import BatchStats, DataQualityError, batch_stats, evaluate, failures, stats_aggregates, stats_from, write_metrics
+from lakeforge.ingest.quality import BatchStats, batch_stats, evaluate, failures, stats_aggregates, stats_from, write_metrics
 from lakeforge.ingest.read import CORRUPT, RawBatch
 from lakeforge.spark import session_conf
 from lakeforge.tables import delta_version, last_commit, retry_on_conflict

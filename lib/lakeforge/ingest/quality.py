@@ -8,7 +8,6 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import SourceSpec
-from lakeforge.errors import DataQualityError
 from lakeforge.ingest.enforce import VALID
 from lakeforge.tables import retry_on_conflict
 

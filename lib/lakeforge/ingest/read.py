@@ -35,7 +35,8 @@ class RawBatch:
     watermark: str | None = None  # incremental sources: the highest watermark value in this batch
 
 
-def _family(dtype: T.DataType) -> str:
+def type_family(dtype: T.DataType) -> str:
+    """string, boolean, temporal, numeric, or the type's own name."""
     if isinstance(dtype, T.StringType):
         return "string"
     if isinstance(dtype, T.BooleanType):
@@ -67,7 +68,7 @@ def check_columns(found: T.StructType, source: SourceSpec, where: str, typed: bo
     if typed:
         types = {f.name: f.dataType for f in found.fields}
         retyped = [f"{c.name}: declared {c.type}, found {types[c.name].simpleString()}" for c in source.columns
-                   if _family(types[c.name]) != _DECLARED_FAMILY[c.type]]
+                   if type_family(types[c.name]) != _DECLARED_FAMILY[c.type]]
         if retyped:
             raise BatchRejectedError(f"source '{source.name}': {where} changed column type(s): {'; '.join(retyped)}. "
                                      f"Fix the producer or the contract in {contract}")

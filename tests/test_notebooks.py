@@ -58,8 +58,8 @@ def _executed(nb) -> list:
 
 
 def run_notebooks(values: dict[str, dict]) -> dict:
-    """Run the named notebooks in order (one kernel and one local[2] Spark session each) with their parameters
-    cell replaced by ``values[name]``; returns {name: executed notebook}."""
+    """Run the named notebooks in order (one kernel and one local[2] Spark session each), ``values[name]``
+    assigned after their parameters cell's defaults; returns {name: executed notebook}."""
     from nbclient import NotebookClient
 
     patch = pytest.MonkeyPatch()
@@ -69,7 +69,8 @@ def run_notebooks(values: dict[str, dict]) -> dict:
     try:
         for name, parameters in values.items():
             nb = _read(name)
-            _parameters_cell(nb).source = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+            cell = _parameters_cell(nb)  # the defaults, then the test's values (as papermill injects them)
+            cell.source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
             NotebookClient(nb, timeout=300, kernel_name="python3",
                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
             results[name] = nb

@@ -101,3 +101,39 @@ def test_invalid_yaml_names_the_file(conf_copy):
     (conf_copy / "local.yaml").write_text("spark: [unclosed\n")
     with pytest.raises(ConfigError, match=r"local\.yaml: not valid YAML"):
         load_settings("local", conf_copy)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda d: d.update(spark={"conf": {"spark.hadoop.fs.s3a.secret.key": "abc123"}}),
+     "local.yaml: spark.conf.spark.hadoop.fs.s3a.secret.key: secrets must not be stored in YAML; Spark settings go on "
+     "spark-submit's command line, where anyone on the machine can read them: give cloud credentials through the "
+     "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AZURE_CLIENT_SECRET ...) or, better, an instance "
+     "profile or cluster role"),
+    (lambda d: d.update(monitor={"webhook_url": "https://hooks.example.com/services/T0?token=s3cr3t"}),
+     "local.yaml: monitor.webhook_url: a credential in the URL; secrets must not be stored in YAML; set "
+     "monitor.webhook_url_env to the name of an environment variable holding the URL"),
+    (lambda d: d.update(mlflow={"tracking_uri": "postgresql://mlflow:hunter2@db.internal:5432/mlflow"}),
+     "local.yaml: mlflow.tracking_uri: a user and password inside the URL; secrets must not be stored in YAML; name "
+     "an environment variable instead (for example tracking_uri_env: MY_VAR)"),
+])
+def test_credentials_in_spark_settings_and_urls_are_refused(conf_copy, edit, expected):
+    _edit(conf_copy / "local.yaml", edit)
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", conf_copy)
+    assert str(err.value) == f"{conf_copy}/{expected}"
+
+
+def test_a_jdbc_url_with_a_password_is_refused_and_harmless_settings_pass(conf_copy):
+    original = (conf_copy / "sources" / "airlines.yaml").read_text()
+    source = yaml.safe_load(original)
+    source.update(kind="jdbc", path=None, jdbc={"url": "jdbc:postgresql://db:5432/x?user=a&password=b", "table": "t"})
+    (conf_copy / "sources" / "airlines.yaml").write_text(yaml.safe_dump(source))
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", conf_copy)
+    assert str(err.value) == (f"{conf_copy / 'sources' / 'airlines.yaml'}: jdbc.url: a credential in the URL; secrets "
+                              "must not be stored in YAML; keep the URL without it and name the password's "
+                              "environment variable in jdbc.password_env")
+    (conf_copy / "sources" / "airlines.yaml").write_text(original)
+    _edit(conf_copy / "local.yaml", lambda d: d["spark"]["conf"].update({
+        "spark.security.credentials.hive.enabled": "false", "spark.sql.shuffle.partitions": 4}))
+    assert load_settings("local", conf_copy).spark.conf["spark.security.credentials.hive.enabled"] == "false"

@@ -89,6 +89,36 @@ def test_rerunning_the_same_batch_changes_nothing(spark, settings):
     assert spark.read.format("delta").load(quarantine_path(settings, "readings")).count() == 5
 
 
+def _versions(spark, settings) -> dict[str, int]:
+    return {layer: DeltaTable.forPath(spark, p).history(1).first()["version"]
+            for layer, p in (("bronze", bronze_path(settings, "readings")), ("silver", silver_path(settings, "readings")),
+                             ("quarantine", quarantine_path(settings, "readings")))}
+
+
+def test_a_touched_or_renamed_file_is_the_same_batch(spark, settings):
+    import os
+
+    path = _write(settings, "b1.csv", FIRST_BATCH)
+    first = ingest_source(spark, settings, "readings", path)
+    versions = _versions(spark, settings)
+    later = os.stat(path).st_mtime + 3600
+    os.utime(path, (later, later))                                  # touch: a new modification time, same bytes
+    touched = ingest_source(spark, settings, "readings", path)
+    copied = ingest_source(spark, settings, "readings", _write(settings, "b1-copy.csv", FIRST_BATCH))
+    assert touched.batch_id == copied.batch_id == first.batch_id
+    assert not (touched.bronze_appended or touched.silver_merged or copied.bronze_appended or copied.silver_merged)
+    assert _versions(spark, settings) == versions
+    assert spark.read.format("delta").load(bronze_path(settings, "readings")).count() == 7
+
+
+def test_a_header_only_file_makes_no_silver_commit(spark, settings):
+    ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
+    silver = DeltaTable.forPath(spark, silver_path(settings, "readings")).history(1).first()["version"]
+    empty = ingest_source(spark, settings, "readings", _write(settings, "empty.csv", "id,ts,value,kind\n"))
+    assert (empty.rows_read, empty.silver_merged, empty.silver_version) == (0, False, silver)
+    assert DeltaTable.forPath(spark, silver_path(settings, "readings")).history(1).first()["version"] == silver
+
+
 def test_newer_events_update_and_redelivered_old_rows_do_not(spark, settings):
     ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
     second = _write(settings, "b2.csv", "id,ts,value,kind\n"
@@ -166,3 +196,44 @@ def test_parquet_source_with_a_retyped_column_is_rejected(spark, settings):
     with pytest.raises(BatchRejectedError) as err:
         ingest_source(spark, settings, "readings", path)
     assert "changed column type(s): value: declared double, found string" in str(err.value)
+
+
+def test_invalid_bytes_date_only_timestamps_and_oversized_values_are_quarantined(spark, settings):
+    """Nothing lands wrong without a word: bytes that are not UTF-8 are not replaced, a date is not a timestamp,
+    and a value over the limit is not kept (nor quoted whole in its reason)."""
+    limited = READINGS.model_copy(update={"columns": tuple(
+        c.model_copy(update={"max_length": 10}) if c.name == "kind" else c for c in READINGS.columns)})
+    settings = settings.model_copy(update={"sources": {"readings": limited}})
+    path = Path(settings.storage.landing) / "readings" / "dirty.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"id,ts,value,kind\n"
+                     b"1,2024-01-01T00:00:00Z,1.0,caf\xe9\n"          # latin-1 byte in a UTF-8 file
+                     b"2,2024-01-01,2.0,b\n"                          # a date where a timestamp is declared
+                     b"3,2024-01-01T02:00:00Z,3.0," + b"x" * 5000 + b"\n"   # longer than max_length 10
+                     b"4,2024-01-01T03:00:00Z,4.0,ok\n"
+                     b"5,2024-01-01T04:00:00Z,5.0,y," + b"z" * 100_000 + b"\n")  # malformed, and huge
+    result = ingest_source(spark, settings, "readings", str(path))
+    assert (result.rows_read, result.quarantined, result.silver_rows) == (5, 4, 1)
+    quarantine = spark.read.format("delta").load(quarantine_path(settings, "readings"))
+    reasons = sorted(r["reason"] for r in quarantine.collect())
+    malformed = reasons.pop()
+    assert malformed.startswith("malformed record: 5,2024-01-01T04:00:00Z,5.0,y,zzz") and len(malformed) < 300
+    assert malformed.endswith("... [100029 characters in all]")
+    assert max(len(r["raw_record"]) for r in quarantine.collect()) < 70_000
+    assert reasons == [
+        "column 'kind': a value of 5000 characters is longer than its limit of 10 (max_length)",
+        "column 'kind': bytes that are not valid UTF-8 (the source's encoding); fix the producer or declare the "
+        "file's encoding",
+        "column 'ts': '2024-01-01' is a date without a time; a timestamp needs one (or set allow_date_only: true)",
+    ]
+    assert _silver(spark, settings) == {4: (4.0, "ok")}
+
+
+def test_a_declared_encoding_reads_the_bytes_right(spark, settings):
+    latin = READINGS.model_copy(update={"encoding": "ISO-8859-1"})
+    settings = settings.model_copy(update={"sources": {"readings": latin}})
+    path = Path(settings.storage.landing) / "readings" / "latin.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"id,ts,value,kind\n1,2024-01-01T00:00:00Z,1.0,caf\xe9\n")
+    result = ingest_source(spark, settings, "readings", str(path))
+    assert (result.quarantined, _silver(spark, settings)) == (0, {1: (1.0, "café")})

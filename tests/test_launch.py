@@ -18,7 +18,7 @@ SCRIPT = str(ROOT / "spark-submit.sh")
 def _point_storage_at(conf_dir, tmp_path):
     local = conf_dir / "local.yaml"
     doc = yaml.safe_load(local.read_text())
-    doc["storage"] = {"root": str(tmp_path / "lakehouse"), "landing": str(tmp_path / "landing")}
+    doc.setdefault("storage", {}).update(root=str(tmp_path / "lakehouse"), landing=str(tmp_path / "landing"))
     doc["spark"]["conf"]["spark.driver.memory"] = "1g"
     local.write_text(yaml.safe_dump(doc))
 
@@ -73,6 +73,10 @@ def test_ingest_job_runs_through_spark_submit(conf_copy, tmp_path):
     runs = deltalake.DeltaTable(str(tmp_path / "lakehouse" / "operations" / "job_runs")).to_pandas()
     assert list(runs["job"]) == ["ingest"] and list(runs["status"]) == ["succeeded"]
     assert runs["input_bytes"][0] > 0 and runs["tasks"][0] > 0 and runs["estimated_cost"][0] > 0
+    # storage.umask 077 (conf/local.yaml): every file and folder the job wrote is its owner's only
+    written = [p for p in (tmp_path / "lakehouse").rglob("*")]
+    assert len(written) > 20
+    assert [str(p) for p in written if p.stat().st_mode & 0o077] == []
 
     bad_file = tmp_path / "airlines_bad.csv"
     bad_file.write_text("carrier;name\nUA;United\n")
@@ -82,3 +86,19 @@ def test_ingest_job_runs_through_spark_submit(conf_copy, tmp_path):
     assert (f"error: source 'airlines': file://{bad_file} lacks declared column(s) ['carrier', 'name']; found "
             "['carrier;name'] (is the delimiter or header option right?)") in bad.stdout  # spark-submit merges the
     # driver's stderr into its stdout
+
+
+def test_a_credential_is_never_put_on_the_command_line(conf_copy):
+    import pytest
+
+    from lakeforge.launch import LaunchError
+
+    argv = ["ingest", "--root", str(ROOT), "--conf", "spark.hadoop.fs.s3a.secret.key=abc123", "--env", "local",
+            "--conf-dir", str(conf_copy), "--all"]
+    with pytest.raises(LaunchError) as err:
+        build_command(argv)
+    assert str(err.value) == (
+        "--conf spark.hadoop.fs.s3a.secret.key=...: looks like a credential, and --conf puts it on spark-submit's "
+        "command line, where anyone on the machine can read it; give it through the environment (AWS_ACCESS_KEY_ID / "
+        "AWS_SECRET_ACCESS_KEY ...), an instance profile or cluster role")
+    assert "abc123" not in str(err.value)

@@ -156,3 +156,29 @@ def test_the_job_exits_2_with_one_line_for_an_unknown_model(conf_copy, tmp_path)
     errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("error:")]
     assert errors == [f"error: model 'no_such_model' is not in the registry at sqlite:///{tmp_path}/data/mlflow/mlflow.db; "
                       "train and register it first (jobs/train.py)"]
+
+
+def test_three_scorers_of_one_batch_at_once_all_succeed_and_write_it_once(spark, scoring, tmp_path):
+    import threading
+
+    settings, gold, _ = scoring
+    settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"root": str(tmp_path)})})
+    score_table(spark, settings, input_path=gold)  # the table exists: the three then race to replace one batch
+    results, errors = [], []
+
+    def score():
+        try:
+            results.append(score_table(spark, settings, input_path=gold))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=score) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert errors == [] and len(results) == 3
+    assert len({r.batch_id for r in results}) == 1
+    predictions = spark.read.format("delta").load(predictions_path(settings))
+    assert predictions.where(F.col("batch_id") == results[0].batch_id).count() == 2000
+    assert predictions.groupBy("id").count().where("count > 1").count() == 0

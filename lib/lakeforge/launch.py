@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lakeforge.config import ConfigError, load_settings
+from lakeforge.config.secrets import CREDENTIAL_KEY
 from lakeforge.errors import InputError
 from lakeforge.jars import JarResolutionError, resolve_jars
 from lakeforge.spark import ensure_local_event_log_dir, is_local_master, jar_coordinates
@@ -121,6 +122,10 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         key, sep, value = item.partition("=")
         if not sep:
             raise LaunchError(f"--conf {item!r}: expected KEY=VALUE")
+        if CREDENTIAL_KEY.search(key) and value.strip().lower() not in ("", "true", "false"):
+            raise LaunchError(f"--conf {key}=...: looks like a credential, and --conf puts it on spark-submit's command "
+                              "line, where anyone on the machine can read it; give it through the environment "
+                              "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY ...), an instance profile or cluster role")
         conf[key] = value
 
     cmd = [spark_submit_binary(), "--master", master, "--deploy-mode", args.deploy_mode,
@@ -144,6 +149,13 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         job_args = [*_without_option(job_args, "--conf-dir"), "--conf-dir", "lakeforge_conf"]
     cmd += [str(root / "jobs" / f"{args.job}.py"), *job_args]
     return cmd, env
+
+
+def _umask(argv: Sequence[str]) -> int | None:
+    """``storage.umask`` of the job's environment (the settings build_command loaded, read again: cheap)."""
+    args, job_args = _parser().parse_known_args(argv)
+    conf_dir = _option(job_args, "--conf-dir") or args.root.resolve() / "conf"
+    return load_settings(_option(job_args, "--env"), conf_dir).storage.umask_bits
 
 
 def _option(args: Sequence[str], name: str) -> str | None:
@@ -184,12 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return subprocess.run([sys.executable, str(job_file), "--help"]).returncode
     try:
         cmd, env = build_command(argv)
+        umask = _umask(argv)
     except (LaunchError, ConfigError, JarResolutionError) as exc:
         print(f"spark-submit.sh: error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(" ".join(shlex.quote(part) for part in cmd))
         return 0
+    if umask is not None:  # spark-submit's JVM and the job's Python process inherit it
+        os.umask(umask)
     os.execvpe(cmd[0], cmd, env)
     return 0  # not reached
 

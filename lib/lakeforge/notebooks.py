@@ -9,6 +9,7 @@ and the MLflow lookups behind their plots. Notebooks call these and plot; they h
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,11 @@ def notebook_settings(env: str = "local", lakehouse_root: str | Path | None = No
 
 
 def notebook_session(settings: Settings, master: str = "local[2]") -> SparkSession:
-    """A small local session with Delta, configured the way the jobs configure theirs."""
+    """A small local session with Delta, configured the way the jobs configure theirs (``storage.umask`` included:
+    the notebook's process and the JVM it starts write with it)."""
     check_java()
+    if settings.storage.umask_bits is not None:
+        os.umask(settings.storage.umask_bits)
     builder = configure_spark_with_lakeforge(SparkSession.builder, settings.spark,
                                              delta_jars=delta_jars_for(settings.spark), master=master,
                                              extra_conf=SMALL_SESSION)

@@ -12,35 +12,24 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.errors import InputError
-from lakeforge.features import entity_key
-from lakeforge.holdout import in_training, load_spec
-from lakeforge.train.estimator import with_label
-from lakeforge.train.gate import GateDecision, Promote, apply_gate
+from lakeforge.train.gate import GateDecision, Promote
 from lakeforge.train.registry import find_version, mlflow_client
-from lakeforge.train.splits import holdout_split
+from lakeforge.train.resume import gate_and_record, recorded_holdout
 
 LINEAGE_TAGS = ("gold_table", "gold_version")
 
 
 def holdout_rows(spark: SparkSession, settings: Settings, tags: dict[str, str], run_id: str | None = None) -> DataFrame:
-    """The holdout a version was scored on: the gold table at the version its ``tags`` name, split by the spec its
-    training run logged (split as configured for a run from before specs were logged)."""
-    gold = with_label(spark.read.format("delta").option("versionAsOf", int(tags["gold_version"])).load(tags["gold_table"]),
-                      settings.features)
-    spec = load_spec(run_id) if run_id else None
-    if spec is not None:
-        return gold.where(~in_training(spec, gold))
-    _, holdout, _ = holdout_split(gold, settings.features, entity_key(settings), settings.model.seed,
-                                  settings.model.task == "classification")
-    return holdout
+    """The holdout a version was scored on (``lakeforge.train.resume.recorded_holdout``)."""
+    return recorded_holdout(spark, settings, tags, run_id)
 
 
 def gate_registered_version(spark: SparkSession, settings: Settings, *, alias: str | None = "challenger",
                             version: int | None = None, promote: Promote = "gate") -> GateDecision:
     """Decide whether the version named by ``alias`` (default ``challenger``) or ``version`` becomes champion.
 
-    The decision goes to the version's training run (``registry_gate.json``, tags ``promoted`` and
-    ``gate_reason``), as when training applies the gate itself.
+    The decision goes to the version (tag ``lakeforge.gate``) and its training run (``registry_gate.json``, tags
+    ``promoted`` and ``gate_reason``), as when training applies the gate itself.
     """
     if version is not None:
         alias = None
@@ -53,10 +42,5 @@ def gate_registered_version(spark: SparkSession, settings: Settings, *, alias: s
     if missing:
         raise InputError(f"model {model.registered_name} v{mv.version} has no tag(s) {', '.join(missing)}; "
                          "only versions registered by lakeforge's training can be gated")
-    decision = apply_gate(client, model, int(mv.version), float(mv.tags[f"holdout_{metric}"]),
-                          holdout_rows(spark, settings, mv.tags, mv.run_id), promote)
-    if mv.run_id:
-        client.log_dict(mv.run_id, decision.as_dict(), "registry_gate.json")
-        client.set_tag(mv.run_id, "promoted", str(decision.promoted).lower())
-        client.set_tag(mv.run_id, "gate_reason", decision.reason)
-    return decision
+    return gate_and_record(client, settings, int(mv.version), float(mv.tags[f"holdout_{metric}"]),
+                           holdout_rows(spark, settings, mv.tags, mv.run_id), promote, mv.run_id)

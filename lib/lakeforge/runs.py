@@ -18,6 +18,7 @@ for the whole job; add it to the price of the instance type if you want it in).
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from contextlib import contextmanager
@@ -25,10 +26,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
+from lakeforge.liveness import HOST, orphaned
+from lakeforge.spark import session_conf
 from lakeforge.tables import retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ SCHEMA = ("run_id string, job string, env string, app_id string, status string, 
           "finished_at timestamp, wall_seconds double, tasks long, executor_core_seconds double, task_seconds double, "
           "cpu_seconds double, input_bytes long, output_bytes long, shuffle_read_bytes long, shuffle_write_bytes long, "
           "instance_type string, capacity string, estimated_cost double, currency string, mlflow_run_id string, "
-          "note string")
+          "note string, host string, pid long")
 
 
 @dataclass
@@ -157,6 +161,55 @@ def estimate_cost(core_seconds: float, settings: Settings) -> float | None:
     return core_seconds / 3600 / price.vcpus * hourly
 
 
+def _row(run: JobRun, settings: Settings, finished: float | None) -> tuple:
+    m = {k: run.metrics.get(k) for k in ("wall_seconds", "tasks", "executor_core_seconds", "task_seconds", "cpu_seconds",
+                                         "input_bytes", "output_bytes", "shuffle_read_bytes", "shuffle_write_bytes")}
+    wall = m["wall_seconds"] if run.metrics else (None if finished is None else finished - run.started)
+    return (run.run_id, run.job, run.env, run.app_id, run.status,
+            datetime.fromtimestamp(run.started, timezone.utc),
+            None if finished is None else datetime.fromtimestamp(finished, timezone.utc),
+            wall, None if m["tasks"] is None else int(m["tasks"]),
+            m["executor_core_seconds"], m["task_seconds"], m["cpu_seconds"],
+            *[None if m[k] is None else int(m[k]) for k in ("input_bytes", "output_bytes", "shuffle_read_bytes",
+                                                           "shuffle_write_bytes")],
+            settings.cost.instance_type, settings.cost.capacity, run.estimated_cost, settings.cost.currency,
+            run.mlflow_run_id, run.note, HOST, os.getpid())
+
+
+def _write(spark: SparkSession, settings: Settings, run: JobRun, finished: float | None) -> None:
+    """The run's row: appended when it starts (status running), replaced by run id when it ends."""
+    frame = spark.createDataFrame([_row(run, settings, finished)], SCHEMA)
+    target = job_runs_path(settings)
+
+    def write() -> None:
+        if not DeltaTable.isDeltaTable(spark, target):
+            frame.write.format("delta").mode("append").save(target)
+            return
+        (DeltaTable.forPath(spark, target).alias("t").merge(frame.alias("s"), "t.run_id = s.run_id")
+         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+
+    with session_conf(spark, {"spark.databricks.delta.schema.autoMerge.enabled": "true"}):  # older tables: no host
+        retry_on_conflict(write, what=f"writing run {run.run_id} to {target}")
+
+
+def reap_killed_runs(spark: SparkSession, settings: Settings) -> int:
+    """Mark ``failed`` the runs of ``job_runs`` still ``running`` whose process, on this machine, is gone (a job
+    killed before it could record its end); the number marked."""
+    target = job_runs_path(settings)
+    if not DeltaTable.isDeltaTable(spark, target) or "pid" not in spark.read.format("delta").load(target).columns:
+        return 0
+    stale = (spark.read.format("delta").load(target)
+             .where((F.col("status") == "running") & (F.col("host") == HOST)).select("run_id", "host", "pid").collect())
+    dead = [r["run_id"] for r in stale if orphaned(r["host"], r["pid"])]
+    if dead:
+        note = "killed: its process ended without recording the end of the run"
+        retry_on_conflict(lambda: DeltaTable.forPath(spark, target).update(
+            F.col("run_id").isin(dead), {"status": F.lit("failed"), "note": F.lit(note)}),
+            what=f"marking killed runs in {target}")
+        log.warning("marked %d killed job run(s) as failed in %s: %s", len(dead), target, dead)
+    return len(dead)
+
+
 def _record(spark: SparkSession, settings: Settings, run: JobRun, finished: float) -> None:
     metrics = spark_metrics(spark, int(run.started * 1000), int(finished * 1000) + 1)
     if metrics is None:
@@ -166,19 +219,7 @@ def _record(spark: SparkSession, settings: Settings, run: JobRun, finished: floa
         run.estimated_cost = estimate_cost(metrics["executor_core_seconds"], settings)
         if run.estimated_cost is None:
             run.note = f"no price for instance type {settings.cost.instance_type!r} in cost.prices"
-    m = {k: run.metrics.get(k) for k in ("wall_seconds", "tasks", "executor_core_seconds", "task_seconds", "cpu_seconds",
-                                         "input_bytes", "output_bytes", "shuffle_read_bytes", "shuffle_write_bytes")}
-    row = (run.run_id, run.job, run.env, run.app_id, run.status,
-           datetime.fromtimestamp(run.started, timezone.utc), datetime.fromtimestamp(finished, timezone.utc),
-           m["wall_seconds"] if metrics else finished - run.started, None if m["tasks"] is None else int(m["tasks"]),
-           m["executor_core_seconds"], m["task_seconds"], m["cpu_seconds"],
-           *[None if m[k] is None else int(m[k]) for k in ("input_bytes", "output_bytes", "shuffle_read_bytes",
-                                                          "shuffle_write_bytes")],
-           settings.cost.instance_type, settings.cost.capacity, run.estimated_cost, settings.cost.currency,
-           run.mlflow_run_id, run.note)
-    frame = spark.createDataFrame([row], SCHEMA)
-    target = job_runs_path(settings)
-    retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(target), what=f"appending to {target}")
+    _write(spark, settings, run, finished)
     if run.mlflow_run_id and run.metrics:
         from lakeforge.train.registry import mlflow_client
 
@@ -191,8 +232,15 @@ def _record(spark: SparkSession, settings: Settings, run: JobRun, finished: floa
 
 @contextmanager
 def record_job_run(spark: SparkSession, settings: Settings, job: str) -> Iterator[JobRun]:
-    """Measure the body as one run of ``job``; append it to ``job_runs`` when it ends, failed or not."""
+    """Measure the body as one run of ``job`` in ``job_runs``: a ``running`` row when it starts, replaced by the
+    outcome when it ends, failed or not. Runs left ``running`` by a killed process on this machine are marked
+    ``failed`` first."""
     run = JobRun(job, settings.env, spark.sparkContext.applicationId, time.time())
+    try:
+        reap_killed_runs(spark, settings)
+        _write(spark, settings, run, None)
+    except Exception:  # noqa: BLE001 - bookkeeping must never stop the job itself
+        log.exception("could not record the start of job %s in %s", job, job_runs_path(settings))
     try:
         yield run
         run.status = "succeeded"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from lakeforge.config._base import SPARK_TYPES, ConfigError, _Frozen
 from lakeforge.config.monitoring import (ABSOLUTE, FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
                                          PerformanceSettings, Threshold)
+from lakeforge.config.secrets import find_secrets
 from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
 from lakeforge.config.stages import (SPACE_KINDS, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
                                      MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,
@@ -29,7 +30,6 @@ __all__ = ["ABSOLUTE", "FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE
            "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
            "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
            "Threshold", "load_settings"]
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key)$", re.IGNORECASE)
 
 
 class Settings(_Frozen):
@@ -50,6 +50,8 @@ class Settings(_Frozen):
     pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
     jdbc_passwords: dict[str, SecretStr] = Field(default_factory=dict,
                                                  description="per JDBC source, from its password_env at load time")
+    webhook_url: SecretStr | None = Field(None, description="monitor.webhook_url, or the value of the environment "
+                                                            "variable monitor.webhook_url_env names, at load time")
     origins: dict[str, str] = Field(default_factory=dict, description="key path -> the file that set it (the last "
                                                                       "layer that did), for error messages")
 
@@ -101,16 +103,6 @@ def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, A
         else:
             merged[key] = value
     return merged
-
-
-def _find_secrets(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = []
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if isinstance(key, str) and _SECRET_KEY.search(key):
-                found.append((*path, key))
-            found.extend(_find_secrets(value, (*path, str(key))))
-    return found
 
 
 def _leaf_paths(node: Any, path: tuple[str, ...] = ()) -> list[str]:
@@ -230,18 +222,14 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     layers: list[tuple[Path, dict[str, Any]]] = [(base_file, _read_yaml(base_file)), *_env_layers(conf_dir, env)]
     source_layers = [(p, _read_yaml(p)) for p in sorted((conf_dir / "sources").glob("*.yaml"))]
 
-    problems = []
-    for path, doc in layers + source_layers:
-        for secret in _find_secrets(doc):
-            problems.append(f"{path}: {'.'.join(secret)}: secrets must not be stored in YAML; "
-                            f"name an environment variable instead (for example {secret[-1]}_env: MY_VAR)")
+    problems = [f"{path}: {found}" for path, doc in layers + source_layers for found in find_secrets(doc)]
     if problems:
         raise ConfigError("\n".join(problems))
 
     merged: dict[str, Any] = {}
     for _, doc in layers:
         merged = _deep_merge(merged, doc)
-    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords", "origins"):
+    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords", "origins", "webhook_url"):
         if key in merged:
             raise ConfigError(f"{next(path for path, doc in reversed(layers) if key in doc)}: {key}: reserved key; "
                               "sources belong in conf/sources/<name>.yaml")
@@ -282,7 +270,17 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     return settings.model_copy(update={"storage": storage, "spark": spark, "mlflow": mlflow,
                                        "pii_key": _pii_key(settings.pii, env, env_file, root,
                                                            local=any(p.name == "local.yaml" for p, _ in layers)),
-                                       "jdbc_passwords": _jdbc_passwords(settings.sources)})
+                                       "jdbc_passwords": _jdbc_passwords(settings.sources),
+                                       "webhook_url": _webhook_url(settings.monitor)})
+
+
+def _webhook_url(monitor: MonitorSettings) -> SecretStr | None:
+    """The alert webhook's URL: from YAML when it carries no credential, else from the environment variable that
+    ``monitor.webhook_url_env`` names (an unset variable is reported when an alert is to be posted)."""
+    if monitor.webhook_url_env:
+        value = os.environ.get(monitor.webhook_url_env)
+        return SecretStr(value) if value else None
+    return SecretStr(monitor.webhook_url) if monitor.webhook_url else None
 
 
 def _jdbc_passwords(sources: dict[str, SourceSpec]) -> dict[str, SecretStr]:

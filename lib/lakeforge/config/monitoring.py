@@ -96,11 +96,16 @@ class MonitorSettings(_Frozen):
         default_factory=dict, description="per feature, per metric levels that replace thresholds.<metric>")
     performance: PerformanceSettings = PerformanceSettings()
     report: bool = Field(True, description="write the HTML report and log it to MLflow")
-    webhook_url: str | None = Field(None, description="POST a JSON alert here when a metric reaches its alert level")
-    webhook_timeout_seconds: float = Field(5.0, gt=0)
+    webhook_url: str | None = Field(None, description="POST a JSON alert here when a metric reaches its alert level "
+                                                      "(a URL without credentials; otherwise webhook_url_env)")
+    webhook_url_env: str | None = Field(None, description="environment variable holding the webhook URL, for URLs that "
+                                                          "carry a token")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="deadline of the whole delivery, retries included")
 
     @model_validator(mode="after")
     def _overrides_ordered(self) -> "MonitorSettings":
+        if self.webhook_url and self.webhook_url_env:
+            raise ValueError("give webhook_url or webhook_url_env, not both")
         if self.ks_bins % self.bins:
             raise ValueError(f"ks_bins ({self.ks_bins}) must be a multiple of bins ({self.bins}): the PSI edges are "
                              "every (ks_bins / bins)-th fine edge")

@@ -19,11 +19,19 @@ class ColumnSpec(_Frozen):
     format: str | None = Field(None, description="date and timestamp columns: the Spark datetime pattern the raw "
                                                  "values are written in (e.g. yyyy/MM/dd); a value that does not "
                                                  "match is quarantined. Default: ISO 8601")
+    allow_date_only: bool = Field(False, description="timestamp columns without a format: accept a date without a "
+                                                     "time as midnight in the session time zone (quarantined otherwise)")
+    max_length: int | None = Field(None, ge=1, description="string columns: longest value accepted, in characters "
+                                                           "(default: the source's max_string_length)")
 
     @model_validator(mode="after")
     def _format_for_dates(self) -> "ColumnSpec":
         if self.format is not None and self.type not in ("date", "timestamp"):
             raise ValueError(f"column '{self.name}': format applies to date and timestamp columns, not {self.type}")
+        if self.allow_date_only and (self.type != "timestamp" or self.format is not None):
+            raise ValueError(f"column '{self.name}': allow_date_only applies to timestamp columns without a format")
+        if self.max_length is not None and self.type != "string":
+            raise ValueError(f"column '{self.name}': max_length applies to string columns, not {self.type}")
         if self.format is not None and "'" in self.format:
             raise ValueError(f"column '{self.name}': format {self.format!r}: quote literal text with '' is not "
                              "supported; use the pattern letters and separators only")
@@ -77,6 +85,11 @@ class SourceSpec(_Frozen):
     zorder_by: tuple[str, ...] = Field((), description="columns OPTIMIZE clusters silver by")
     expectations: tuple[Expectation, ...] = ()
     schema_evolution: Literal["strict", "additive"] = "strict"
+    encoding: str = Field("UTF-8", description="csv and json files: their character encoding; bytes that are not "
+                                               "valid in it quarantine the row (never replaced silently)")
+    max_string_length: int = Field(1 << 20, ge=1, description="longest string value accepted, in characters, where a "
+                                                              "column declares no max_length (a longer one is "
+                                                              "quarantined)")
 
     @field_validator("options", mode="before")
     @classmethod

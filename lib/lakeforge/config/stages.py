@@ -12,6 +12,13 @@ from lakeforge.config._base import _Frozen, _to_str
 class StorageSettings(_Frozen):
     root: str = Field(description="lakehouse root; tables live at <root>/<layer>/<name>")
     landing: str = Field(description="where raw files land; source paths are relative to it")
+    umask: str | None = Field(None, pattern=r"^0?[0-7]{3}$",
+                              description="local file systems: the umask jobs write with (077: owner only), for the "
+                                          "lakehouse, the MLflow store and the event log; null: the process's own")
+
+    @property
+    def umask_bits(self) -> int | None:
+        return None if self.umask is None else int(self.umask, 8)
 
     def table_path(self, layer: str, name: str) -> str:
         return f"{self.root.rstrip('/')}/{layer}/{name}"

@@ -122,9 +122,10 @@ def build_gold_table(spark: SparkSession, settings: Settings, *, force: bool = F
         retry_on_conflict(lambda: _merge_changes(spark, path, frame, entity_key(settings), lineage),
                           what=f"merge into {path}")
     else:
-        (frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-         .option("delta.enableChangeDataFeed", "true")  # incremental scoring reads gold's changes
-         .option("userMetadata", json.dumps(lineage, sort_keys=True)).save(path))
+        retry_on_conflict(lambda: frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+                          .option("delta.enableChangeDataFeed", "true")  # incremental scoring reads gold's changes
+                          .option("userMetadata", json.dumps(lineage, sort_keys=True)).save(path),
+                          what=f"write {path}")
     commit = last_commit(spark, path)
     version = commit["version"]
     rows = spark.read.format("delta").option("versionAsOf", version).load(path).count()

@@ -14,9 +14,9 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import Settings, SourceSpec
 from lakeforge.errors import DataQualityError
-from lakeforge.ingest.enforce import duplicate_rows, enforce, quarantine_rows, valid_rows
-from lakeforge.ingest.merge import COUNT, duplicate_keys, merge_into_silver, split_duplicates
-from lakeforge.ingest.pii import PiiKeyMissingError, hash_columns
+from lakeforge.ingest.enforce import PII_REASONS, duplicate_rows, enforce, protect, quarantine_rows, valid_rows
+from lakeforge.ingest.merge import COUNT, duplicate_keys, ensure_silver_table, merge_into_silver, split_duplicates
+from lakeforge.ingest.pii import PiiKeyMissingError
 from lakeforge.ingest.quality import BatchStats, batch_stats, evaluate, failures, stats_aggregates, stats_from, write_metrics
 from lakeforge.ingest.read import CORRUPT, RawBatch
 from lakeforge.spark import session_conf
@@ -148,11 +148,14 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
     source, batch_id = raw.source, raw.batch_id
     phases = _Phases()
     # Bronze keeps whatever arrived (its schema may grow); the contract is enforced on the way to silver.
-    appended = _append_once(spark, raw.frame, bronze_path(settings, source.name), f"lakeforge-bronze:{batch_id}",
-                            merge_schema=True)
+    # PII is hashed (and malformed lines of a PII source encrypted) before anything lands (enforce.protect).
+    appended = _append_once(spark, protect(raw.frame, source, key), bronze_path(settings, source.name),
+                            f"lakeforge-bronze:{batch_id}", merge_schema=True)
     phases.done("bronze_append")
     bronze = spark.read.format("delta").load(bronze_path(settings, source.name)).where(F.col("_batch_id") == batch_id)
-    enforced = enforce(bronze.select(*source.column_names, CORRUPT, "_ingested_at", "_source_file", "_batch_id"), source)
+    checked = [PII_REASONS] if source.pii else []
+    enforced = enforce(bronze.select(*source.column_names, CORRUPT, "_ingested_at", "_source_file", "_batch_id",
+                                     *checked), source)
 
     observation = Observation(f"lakeforge-stats-{uuid.uuid4().hex}")
     observed = enforced.observe(observation, *stats_aggregates(source))
@@ -168,9 +171,9 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
 
     kept, losers = split_duplicates(valid_rows(enforced, source), source, groups)
     if stats.quarantined or duplicates:
-        rejected = quarantine_rows(enforced, source, key)
+        rejected = quarantine_rows(enforced, source)
         if losers is not None:
-            rejected = rejected.unionByName(duplicate_rows(losers, source, key))
+            rejected = rejected.unionByName(duplicate_rows(losers, source))
         _append_once(spark, rejected, quarantine_path(settings, source.name), f"lakeforge-quarantine:{batch_id}")
     phases.done("quarantine")
     measured = evaluate(source, stats, duplicates)
@@ -182,11 +185,15 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
             f"source '{source.name}' batch {batch_id} failed expectation(s): {'; '.join(failed)}. Silver was not "
             f"changed; the batch is in {bronze_path(settings, source.name)} (_batch_id = '{batch_id}') and its "
             f"metrics in {dq_metrics_path(settings)}")
-    kept = hash_columns(kept.drop("_source_file"), source.pii, key)
-    merged = merge_into_silver(spark, silver_path(settings, source.name), source, kept, batch_id, raw.watermark)
+    silver = silver_path(settings, source.name)
+    if stats.rows_read == 0:  # a header-only file: no silver commit, so nothing downstream sees a new version
+        log.info("source '%s' batch %s has no rows: silver is not touched", source.name, batch_id)
+        merged = False
+        ensure_silver_table(spark, silver, source)
+    else:
+        merged = merge_into_silver(spark, silver, source, kept.drop("_source_file"), batch_id, raw.watermark)
     phases.done("silver_merge")
 
-    silver = silver_path(settings, source.name)
     commit = last_commit(spark, silver)
     metrics = commit["metrics"] if merged else {}
     result = IngestResult(

@@ -10,6 +10,11 @@ The two padded keys are never literals of an expression: they sit in a one-row D
 and cross-joined to the rows, so a query plan, a log line or the Spark UI shows only their column names.
 Equal values hash equally under one key, so joins on a hashed column (``tailnum`` in flights and planes) still
 work.
+
+What cannot be hashed by column (the raw text of a malformed line, where a PII value may sit under any name) is
+encrypted instead: Spark's ``aes_encrypt`` in GCM mode (AES-256, a random IV per value, authenticated), with a key
+derived from the same secret (SHA-256 of a fixed label and the PII key), stored as ``aes-256-gcm:<base64>``;
+``decrypt_text`` reads it back for whoever holds the key.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from lakeforge.errors import EnvironmentSetupError
 
 _BLOCK = 64  # SHA-256 block size in bytes
 _IPAD, _OPAD = "__pii_ipad", "__pii_opad"
+_AES_KEY = "__pii_aes_key"
+ENCRYPTED_PREFIX = "aes-256-gcm:"
 
 
 class PiiKeyMissingError(EnvironmentSetupError):
@@ -64,3 +71,34 @@ def hash_columns(frame: DataFrame, columns: Iterable[str], key: bytes | None) ->
     joined = frame.crossJoin(F.broadcast(pads))
     return joined.select(*[_hmac_expr(F.col(f"`{c}`")).alias(c) if c in columns else F.col(f"`{c}`")
                            for c in frame.columns])
+
+
+def _aes_key(key: bytes) -> bytes:
+    if not key:
+        raise PiiKeyMissingError("an empty PII key is not a key")
+    return hashlib.sha256(b"lakeforge raw-text encryption|" + key).digest()
+
+
+def _with_key(frame: DataFrame, key: bytes | None) -> DataFrame:
+    if key is None:
+        raise PiiKeyMissingError("raw text to encrypt and no key")
+    keys = frame.sparkSession.createDataFrame([(bytearray(_aes_key(key)),)], f"{_AES_KEY} binary")
+    return frame.crossJoin(F.broadcast(keys))
+
+
+def encrypt_text(frame: DataFrame, column: str, key: bytes | None) -> DataFrame:
+    """``frame`` with ``column`` (text) replaced by ``aes-256-gcm:<base64>`` of its UTF-8 bytes; nulls stay null.
+    The key, like the HMAC pads, is a column of a broadcast one-row frame, never a literal of the plan."""
+    encrypted = F.concat(F.lit(ENCRYPTED_PREFIX),
+                         F.base64(F.aes_encrypt(F.col(f"`{column}`").cast("binary"), F.col(_AES_KEY), F.lit("GCM"))))
+    joined = _with_key(frame, key)
+    return joined.select(*[F.when(F.col(f"`{c}`").isNotNull(), encrypted).alias(c) if c == column else F.col(f"`{c}`")
+                           for c in frame.columns])
+
+
+def decrypt_text(frame: DataFrame, column: str, key: bytes) -> DataFrame:
+    """The inverse of ``encrypt_text`` (for an operator holding the PII key, e.g. to inspect a malformed line)."""
+    body = F.unbase64(F.substring(F.col(f"`{column}`"), len(ENCRYPTED_PREFIX) + 1, 1 << 30))
+    joined = _with_key(frame, key)
+    return joined.select(*[F.aes_decrypt(body, F.col(_AES_KEY), F.lit("GCM")).cast("string").alias(c) if c == column
+                           else F.col(f"`{c}`") for c in frame.columns])

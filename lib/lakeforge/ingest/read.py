@@ -63,8 +63,11 @@ def check_columns(found: T.StructType, source: SourceSpec, where: str, typed: bo
     missing = [c for c in declared if c not in names]
     if missing:
         hint = " (is the delimiter or header option right?)" if len(names) == 1 else ""
+        # Without a header a file's first row are its column names: a PII source's names are not repeated
+        found_text = (f"{len(names)} column name(s), not shown because the source has PII columns and a file "
+                      "without a header names its columns after its first row" if source.pii else f"{names}")
         raise BatchRejectedError(f"source '{source.name}': {where} lacks declared column(s) {missing}; found "
-                                 f"{names}{hint}. Fix the file or the contract in {contract}")
+                                 f"{found_text}{hint}. Fix the file or the contract in {contract}")
     if typed:
         types = {f.name: f.dataType for f in found.fields}
         retyped = [f"{c.name}: declared {c.type}, found {types[c.name].simpleString()}" for c in source.columns
@@ -86,20 +89,26 @@ def evolved(source: SourceSpec, added: tuple[str, ...]) -> SourceSpec:
     return source.model_copy(update={"columns": source.columns + tuple(ColumnSpec(name=c, type="string") for c in added)})
 
 
-def _file_fingerprints(spark: SparkSession, files: list[str]) -> list[str]:
-    """``path|length|mtime`` for each input file, through Hadoop's FileSystem (works for s3a://, dbfs:/ ...)."""
+def _file_digest(spark: SparkSession, name: str) -> str:
+    """SHA-256 of a file's bytes, streamed through Hadoop's FileSystem in the driver's JVM (any size, any file
+    system: s3a://, abfss://, dbfs:/, local), by Apache Commons Codec, which every Spark ships."""
     jvm = spark.sparkContext._jvm
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
-    prints = []
-    for name in sorted(files):
-        path = jvm.org.apache.hadoop.fs.Path(name)
-        status = path.getFileSystem(hadoop_conf).getFileStatus(path)
-        prints.append(f"{name}|{status.getLen()}|{status.getModificationTime()}")
-    return prints
+    path = jvm.org.apache.hadoop.fs.Path(name)
+    stream = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(path)
+    try:
+        return jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
+    finally:
+        stream.close()
+
+
+def _file_fingerprints(spark: SparkSession, files: list[str]) -> list[str]:
+    """The SHA-256 of each input file's bytes, sorted: the same content is the same batch whatever its files are
+    called and whenever they were written (``touch`` changes nothing)."""
+    return sorted(_file_digest(spark, name) for name in files)
 
 
 def batch_id_for(source: SourceSpec, fingerprints: list[str]) -> str:
-    """Deterministic batch id: the same input (files: path, size, time) gives the same id on every re-run."""
+    """Deterministic batch id: the same input (the files' content) gives the same id on every re-run."""
     digest = hashlib.sha256("\n".join([source.name, *fingerprints]).encode()).hexdigest()
     return f"{source.name}-{digest[:16]}"
 
@@ -112,6 +121,14 @@ def with_lineage(raw: DataFrame, source: SourceSpec, batch_id: str, source_file:
                       F.lit(batch_id).alias("_batch_id"))
 
 
+def reader_options(source: SourceSpec, kind: str) -> dict[str, str]:
+    """The source's reader options, with its declared encoding for text formats (csv, json)."""
+    options = dict(source.options)
+    if kind in ("csv", "json") and not {"encoding", "charset"} & {k.lower() for k in options}:
+        options["encoding"] = source.encoding
+    return options
+
+
 def read_files_batch(spark: SparkSession, source: SourceSpec, path: str) -> RawBatch:
     """Read ``path`` (a file or folder of csv / json / parquet, or a Delta table) as one batch of ``source``.
 
@@ -119,7 +136,7 @@ def read_files_batch(spark: SparkSession, source: SourceSpec, path: str) -> RawB
     contract's columns.
     """
     kind = source.file_format if source.kind == "stream_files" else source.kind
-    reader = spark.read.format(kind).options(**source.options)
+    reader = spark.read.format(kind).options(**reader_options(source, kind))
     if kind == "json":
         reader = reader.option("primitivesAsString", "true").option("columnNameOfCorruptRecord", CORRUPT)
     try:

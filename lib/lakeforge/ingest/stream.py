@@ -19,7 +19,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakeforge.config import Settings, SourceSpec
 from lakeforge.errors import InputError
 from lakeforge.ingest.batch import IngestResult, process_batch
-from lakeforge.ingest.read import CORRUPT, RawBatch
+from lakeforge.ingest.read import CORRUPT, RawBatch, reader_options
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def start_stream(
     checkpoint = checkpoint_path(settings, source.name)
     stream_key = hashlib.sha256(checkpoint.encode()).hexdigest()[:8]
 
-    reader = (spark.readStream.format(source.file_format).options(**source.options)
+    reader = (spark.readStream.format(source.file_format).options(**reader_options(source, source.file_format))
               .schema(_stream_schema(source)).option("columnNameOfCorruptRecord", CORRUPT))
     if source.file_format == "csv":
         reader = reader.option("mode", "PERMISSIVE").option("enforceSchema", "false")  # headers must match the contract

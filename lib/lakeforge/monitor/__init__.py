@@ -30,6 +30,7 @@ from lakeforge.config import MonitorSettings, Settings
 from lakeforge.errors import InputError, MissingInputError
 from lakeforge.features import entity_key, gold_path
 from lakeforge.holdout import in_training, load_spec
+from lakeforge.liveness import owner_tags
 from lakeforge.monitor.alerts import alert_payload, log_alert, post_webhook
 from lakeforge.monitor.performance import (WindowPerformance, labelled_predictions, realised_performance,
                                            regression_performance)
@@ -228,7 +229,7 @@ def _log_to_mlflow(settings: Settings, batch: dict, rows: list[dict], html_text:
     rows as JSON, the report; tagged with model version and source version."""
     client = mlflow_client(settings.mlflow)
     experiment_id = ensure_experiment(client, settings.mlflow)
-    tags = {"lakeforge.kind": "monitoring", "model_name": batch["model_name"],
+    tags = {**owner_tags(), "lakeforge.kind": "monitoring", "model_name": batch["model_name"],
             "model_version": str(batch["model_version"]), "training_run_id": batch["run_id"],
             "source_table": batch["source_table"], "source_version": str(batch["source_version"]),
             "batch_id": batch["batch_id"]}
@@ -328,8 +329,13 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
         payload = alert_payload({k: batch[k] for k in ("model_name", "model_version", "batch_id", "source_table",
                                                         "source_version")}, list(alerts))
         log_alert(payload)
-        if cfg.webhook_url:
-            delivered = post_webhook(cfg.webhook_url, payload, cfg.webhook_timeout_seconds)
+        url = settings.webhook_url.get_secret_value() if settings.webhook_url is not None else cfg.webhook_url
+        if url:
+            delivered = post_webhook(url, payload, cfg.webhook_timeout_seconds)
+        elif cfg.webhook_url_env:
+            log.error("monitoring webhook not posted: the environment variable %s (monitor.webhook_url_env) is not "
+                      "set", cfg.webhook_url_env)
+            delivered = False
     log.info("monitored %s with %s v%s: %d metrics, %d alerts, %d warnings into %s", batch_id, scored.model_name,
              scored.model_version, len(rows), len(alerts), len(warnings), target)
     overall = next((w.metrics() for w in windows if w.window_start is None and not w.in_sample), None)

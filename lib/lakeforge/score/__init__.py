@@ -25,7 +25,7 @@ from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
 from lakeforge.score.predict import PREDICTION, predict_map_in_arrow, predict_transform
 from lakeforge.score.signature import SignatureMismatchError, check_signature
 from lakeforge.spark import session_conf
-from lakeforge.tables import delta_version, last_commit
+from lakeforge.tables import delta_version, last_commit, retry_on_conflict
 from lakeforge.train.registry import find_version, load_registered, mlflow_client
 
 log = logging.getLogger(__name__)
@@ -162,8 +162,12 @@ def score_table(
             F.lit(batch).alias("batch_id"),
             F.current_timestamp().alias("scored_at"),
         )
-        (out.write.format("delta").mode("overwrite").option("replaceWhere", f"batch_id = '{batch}'")
-         .option("mergeSchema", "true").option("userMetadata", json.dumps({"batch_id": batch})).save(target))
+        # Two scorers of one batch at once conflict on the replaced files: the loser re-runs its write (retried like
+        # every Delta write lakeforge makes) and replaces the winner's rows with the same ones.
+        retry_on_conflict(lambda: out.write.format("delta").mode("overwrite")
+                          .option("replaceWhere", f"batch_id = '{batch}'").option("mergeSchema", "true")
+                          .option("userMetadata", json.dumps({"batch_id": batch})).save(target),
+                          what=f"write batch {batch} to {target}")
     commit = last_commit(spark, target)  # the write's own row count: no second pass over the predictions
     table_version = commit["version"]
     ours = (commit["user_metadata"] or {}).get("batch_id") == batch  # not a concurrent writer's commit

@@ -22,13 +22,15 @@ from lakeforge.config import Settings
 from lakeforge.errors import InputError
 from lakeforge.features import GoldTable, entity_key
 from lakeforge.holdout import SPLIT_ARTIFACT
+from lakeforge.liveness import owner_tags
 from lakeforge.monitor.profile import log_baseline_profile
 from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
 from lakeforge.train.cv import cross_validate
 from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, VALIDATION_COL, assembled_features, build_pipeline,
                                        holdout_metrics, scored_frame, with_label)
-from lakeforge.train.gate import CHAMPION, Promote, apply_gate, current_champion
-from lakeforge.train.registry import ensure_experiment, mlflow_client, versions_with_tags
+from lakeforge.train import resume
+from lakeforge.train.gate import CHAMPION, Promote, current_champion
+from lakeforge.train.registry import ensure_experiment, mlflow_client, reap_orphaned_runs
 from lakeforge.train.report import feature_importance, log_evaluation_artifacts, log_regression_artifacts
 from lakeforge.train.search import run_search
 from lakeforge.train.splits import holdout_split, validation_flag
@@ -91,16 +93,16 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     classify = model.task == "classification"
     key = entity_key(settings)
     client = mlflow_client(settings.mlflow)
+    experiment_id = ensure_experiment(client, settings.mlflow)
+    reap_orphaned_runs(client, experiment_id)  # runs of a killed job: FAILED, not RUNNING forever
     lineage_tags = {"gold_table": gold.path, "gold_version": str(gold.version), "config_hash": config_hash(settings)}
     if not force:
-        existing = versions_with_tags(client, model.registered_name, lineage_tags)
-        if existing:
-            mv = existing[0]
-            logged = client.get_run(mv.run_id).data.metrics
-            metrics = {k.removeprefix("holdout_"): v for k, v in logged.items() if k.startswith("holdout_")}
-            log.info("model %s v%s already trained on %s; not retraining", model.registered_name, mv.version, lineage_tags)
-            return TrainResult(mv.run_id, model.registered_name, int(mv.version), metrics,
-                               _is_champion(client, model.registered_name, int(mv.version)), False)
+        resumed = resume.resume(spark, settings, client, experiment_id, lineage_tags, _version_tags(settings, lineage_tags),
+                                promote)
+        if resumed is not None:
+            run_id, version, metrics, decision, _ = resumed
+            return TrainResult(run_id, model.registered_name, version, metrics,
+                               _is_champion(client, model.registered_name, version), False, decision)
 
     frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), features)
     _check_columns(frame.columns, gold, features, model, key)
@@ -121,8 +123,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
         params["scale_pos_weight"] = (rows - positives) / positives
     metric = model.gate_metric
 
-    experiment_id = ensure_experiment(client, settings.mlflow)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    with mlflow.start_run(experiment_id=experiment_id, tags=owner_tags()) as run:
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
                          "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task,
                          "framework": model.framework})
@@ -192,23 +193,22 @@ def _evaluate_and_register(spark: SparkSession, settings: Settings, client, fitt
     example_out = scored_frame(fitted, test.limit(5), classify).select(output).toPandas()
     signature = infer_signature(example, example_out)
     if hasattr(fitted, "log_model"):
-        info = fitted.log_model(registered_name=model.registered_name, signature=signature, input_example=example,
+        info = fitted.log_model(registered_name=None, signature=signature, input_example=example,
                                 pip_requirements=_pip_requirements("torch"))
     else:
         info = mlflow.spark.log_model(fitted, "model", signature=signature, input_example=example,
-                                      registered_model_name=model.registered_name, pip_requirements=_pip_requirements())
-    version = int(info.registered_model_version)
-    tags = {**lineage_tags, f"holdout_{metric}": f"{metrics[metric]:.6f}", "task": model.task,
-            "framework": model.framework}
-    for tag, value in tags.items():
-        client.set_model_version_tag(model.registered_name, str(version), tag, value)
-    decision = apply_gate(client, model, version, metrics[metric], test, promote)
-    mlflow.log_dict(decision.as_dict(), "registry_gate.json")
-    mlflow.set_tags({"promoted": str(decision.promoted).lower(), "gate_reason": decision.reason})
-    if decision.champion_score is not None:
-        mlflow.log_metric(f"champion_holdout_{metric}", decision.champion_score)
+                                      pip_requirements=_pip_requirements())
+    # Each step leaves its mark (lakeforge.train.resume): a job killed after any of them is finished by its rerun.
+    mlflow.set_tag(resume.MODEL_URI_TAG, info.model_uri)
+    tags = {**_version_tags(settings, lineage_tags), f"holdout_{metric}": f"{metrics[metric]:.6f}"}
+    version = int(resume.register_version(client, settings, run.info.run_id, info.model_uri, tags).version)
+    decision = resume.gate_and_record(client, settings, version, metrics[metric], test, promote, run.info.run_id)
     return TrainResult(run.info.run_id, model.registered_name, version, metrics, decision.promoted, True,
                        decision.as_dict())
+
+
+def _version_tags(settings: Settings, lineage_tags: dict[str, str]) -> dict[str, str]:
+    return {**lineage_tags, "task": settings.model.task, "framework": settings.model.framework}
 
 
 def _describe_split(features) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -9,6 +11,9 @@ from mlflow.tracking import MlflowClient
 
 from lakeforge.config import MlflowSettings
 from lakeforge.errors import LakeforgeError
+from lakeforge.liveness import HOST_TAG, PID_TAG, orphaned
+
+log = logging.getLogger(__name__)
 
 
 class PyfuncModel:
@@ -79,3 +84,17 @@ def versions_with_tags(client: MlflowClient, name: str, tags: dict[str, str]) ->
         return []
     matching = [mv for mv in versions if all(mv.tags.get(k) == v for k, v in tags.items())]
     return sorted(matching, key=lambda mv: int(mv.version), reverse=True)
+
+
+def reap_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark FAILED the runs of the experiment still RUNNING whose process, on this machine, is gone (a job killed
+    mid-run); their ids."""
+    reaped = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        if orphaned(run.data.tags.get(HOST_TAG), run.data.tags.get(PID_TAG)):
+            client.set_tag(run.info.run_id, "lakeforge.failure", "killed: its process ended before the run did")
+            client.set_terminated(run.info.run_id, "FAILED")
+            reaped.append(run.info.run_id)
+    if reaped:
+        log.warning("marked %d run(s) of a killed job FAILED: %s", len(reaped), reaped)
+    return reaped

@@ -30,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, ModelSettings, SearchSettings
+from lakeforge.liveness import owner_tags
 from lakeforge.train.estimator import FEATURES_COL, LABEL_COL, build_pipeline, holdout_metrics
 from lakeforge.train.splits import validation_flag
 
@@ -171,7 +172,8 @@ def _log_trials(trials, search: SearchSettings, metric: str, sign: float, intege
         values = {k: v[0] for k, v in trial["misc"]["vals"].items() if v}
         params = clean_params(space_eval(hyperopt_space(search.space), values), integers) if values else {}
         result = trial.get("result", {})
-        with mlflow.start_run(run_name=f"trial-{number:03d}", nested=True, experiment_id=experiment_id):
+        with mlflow.start_run(run_name=f"trial-{number:03d}", nested=True, experiment_id=experiment_id,
+                              tags=owner_tags()):
             mlflow.log_params({**params, "strategy": search.strategy})
             if result.get("status") == STATUS_OK:
                 mlflow.log_metrics({f"validation_{metric}": sign * result["loss"],

@@ -124,8 +124,9 @@ class FittedNetwork:
 
         return frame.mapInArrow(predict, schema)
 
-    def log_model(self, *, registered_name: str, signature, input_example, pip_requirements: list[str]):
-        """Log as an MLflow pyfunc (weights, preprocessing and architecture as artifacts) and register it."""
+    def log_model(self, *, registered_name: str | None, signature, input_example, pip_requirements: list[str]):
+        """Log as an MLflow pyfunc (weights, preprocessing and architecture as artifacts); register it as
+        ``registered_name`` unless that is None."""
         import mlflow
         import torch
 

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings
-from lakeforge.tables import delta_version
+from lakeforge.tables import delta_version, retry_on_conflict
 
 log = logging.getLogger(__name__)
 LABEL = "label"
@@ -63,7 +63,8 @@ def stage_training_table(train: DataFrame, features: FeatureSettings, weight_col
     weight = F.col(f"`{weight_col}`").cast("double") if weight_col else F.lit(1.0)
     staged = train.select(*columns, F.col(LABEL).cast("double").alias(LABEL), weight.alias(WEIGHT),
                           F.col(VALIDATION).cast("boolean").alias(VALIDATION))
-    staged.repartition(files).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    retry_on_conflict(lambda: staged.repartition(files).write.format("delta").mode("overwrite")
+                      .option("overwriteSchema", "true").save(path), what=f"stage {path}")
     spark: SparkSession = train.sparkSession
     version = delta_version(spark, path)
     pinned = spark.read.format("delta").option("versionAsOf", version).load(path)

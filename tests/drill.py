@@ -37,17 +37,23 @@ def kill_busy_worker(cluster: Cluster, driver_ui: str, job, ready: Callable[[lis
                 continue
             app_id = apps[0]["id"]
             api = f"{driver_ui}/api/v1/applications/{app_id}"
-            busy = [e["id"] for e in get_json(f"{api}/executors") if e["id"] != "driver" and e["activeTasks"] > 0]
-            if any(b not in owners for b in busy):
+            executors = {str(e["id"]) for e in get_json(f"{api}/executors") if e["id"] != "driver"}
+            if executors - owners.keys():  # which worker runs which executor: asked ahead, not at the kill
                 owners.update({str(e["id"]): w for w in cluster.workers if w.alive()
                                for e in cluster.worker_state(w)["executors"] if e["appid"] == app_id})
             stages = get_json(f"{api}/stages?status=active")
+            if not ready(stages):
+                time.sleep(poll_s)
+                continue
+            # read last, right before the kill: an executor busy now runs a task of a stage that is ready
+            busy = [str(e["id"]) for e in get_json(f"{api}/executors") if e["id"] != "driver" and e["activeTasks"] > 0]
         except (OSError, urllib.error.HTTPError, json.JSONDecodeError, IndexError):
-            continue  # the driver's UI is not up yet, or the application is ending
-        finally:
             time.sleep(poll_s)
+            continue  # the driver's UI is not up yet, or the application is ending
         targets = [b for b in busy if b in owners]
-        if targets and ready(stages):
+        if not targets:
+            time.sleep(poll_s)
+        else:
             worker = owners[targets[0]]
             cluster.kill_worker(worker)
             return Kill(app_id, targets[0], worker.name, worker.ui, tuple(

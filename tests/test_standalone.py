@@ -57,7 +57,8 @@ def _table(project: Path, layer: str, name: str) -> str:
 def _command(project: Path, cluster, job: str, *args: str, ui_port: int | None = None) -> list[str]:
     cmd = [SCRIPT, job, "--env", "standalone", "--conf-dir", str(project / "conf"), "--master", cluster.url, *args]
     if ui_port is not None:  # the drills watch the running stages through the driver's REST API
-        cmd += ["--conf", "spark.ui.enabled=true", "--conf", f"spark.ui.port={ui_port}"]
+        cmd += ["--conf", "spark.ui.enabled=true", "--conf", f"spark.ui.port={ui_port}",
+                "--conf", "spark.ui.liveUpdate.period=0"]  # task starts and ends show at once, not every 100 ms
     return cmd
 
 
@@ -175,15 +176,16 @@ def test_ingest_survives_a_worker_killed_mid_batch(standalone_cluster, tmp_path)
     expected = _csv_keys(flights)
     bronze, silver = _table(project, "bronze", "flights"), _table(project, "silver", "flights")
 
-    def between_bronze_and_silver(stages) -> bool:  # bronze committed, silver not even created yet
-        return Path(bronze, "_delta_log", FIRST_COMMIT).is_file() and not Path(silver, "_delta_log", FIRST_COMMIT).exists()
+    def writing_silver(stages) -> bool:  # bronze committed, silver's first commit not made, its write's tasks running
+        return (Path(bronze, "_delta_log", FIRST_COMMIT).is_file() and not Path(silver, "_delta_log", FIRST_COMMIT).exists()
+                and any(s["name"].startswith("save at") and s["numActiveTasks"] > 0 for s in stages))
 
     ui_port = free_port()
     try:
         kill, loss, output = _drill(standalone_cluster, project,
                                     _command(project, standalone_cluster, "ingest", "--source", "flights", "--input",
                                              str(flights), ui_port=ui_port),
-                                    between_bronze_and_silver, ui_port)
+                                    writing_silver, ui_port)
         _assert_lost_and_retried(kill, loss, standalone_cluster)
     finally:
         standalone_cluster.replace_dead_workers()

@@ -29,6 +29,7 @@ setup(
         "xgboost>=3.2",             # 3.3+ needs pyspark >= 4.0 for its pyspark extra; 3.2 is the Spark 3.5 line's
         "mlflow>=3.0,<4",
         "hyperopt==0.3.0",
+        "optuna>=4.2,<6",           # model.search.engine: optuna (the road forward from hyperopt)
         "pandas>=2.2,<3",           # pyspark does not support pandas 3 yet
         "pyarrow>=18",
         "numpy>=1.26",

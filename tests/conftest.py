@@ -82,13 +82,13 @@ def conf_copy(tmp_path) -> Path:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "standalone: runs jobs on a real Spark standalone cluster (master + 2 workers, "
-                                       "tests/standalone.py); select with -m standalone, skip with -m 'not standalone'")
+                                       "tests/support/standalone.py); select with -m standalone, skip with -m 'not standalone'")
 
 
 @pytest.fixture(scope="module")
 def standalone_cluster(tmp_path_factory):
     """A Spark standalone cluster on loopback (one master, two 1-core workers) for one test module."""
-    from tests import standalone
+    from tests.support import standalone
 
     with standalone.cluster(tmp_path_factory.mktemp("standalone")) as running:
         yield running
@@ -97,7 +97,7 @@ def standalone_cluster(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server on a free loopback port, for the whole session."""
-    from tests import postgres as pg
+    from tests.support import postgres as pg
 
     server, stop = pg.start()
     try:

@@ -15,9 +15,9 @@ from lakeforge.errors import (EXIT_CODES, DataQualityError, EnvironmentSetupErro
                               LakeforgeError, MissingInputError)
 from lakeforge.features import GoldTable
 from lakeforge.train import train_model
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from tests.conftest import settings_for
-from tests.jobs import run_in_process
+from tests.support.jobs import run_in_process
 from tests.test_ingest_dirty import _csv, _set, flights_rows  # noqa: F401 - the fixture, reused
 from tests.test_train import FEATURES, TOY_SCHEMA, toy_rows
 

@@ -7,7 +7,7 @@ from lakeforge.config import ColumnSpec, JdbcSpec, SourceSpec
 from lakeforge.ingest import bronze_path, ingest_source, silver_path
 from lakeforge.ingest.jdbc import JdbcSecretMissingError
 from tests.conftest import settings_for
-from tests.postgres import psql
+from tests.support.postgres import psql
 
 
 def _source(server, table: str) -> SourceSpec:

@@ -27,11 +27,11 @@ from lakeforge.features import GoldTable
 from lakeforge.monitor import EPSILON, drift_between, monitor_drift, population_stability_index
 from lakeforge.monitor import alerts as alerts_module
 from lakeforge.monitor.alerts import post_webhook
-from lakeforge.monitor.profile import PROFILE_ARTIFACT, bin_index
+from lakeforge.models.profile import PROFILE_ARTIFACT, bin_index
 from lakeforge.monitor.stats import merge_bins, status
 from lakeforge.score import score_table
 from lakeforge.train import train_model
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from tests.conftest import ROOT, settings_for
 
 MONITOR = MonitorSettings()
@@ -416,8 +416,8 @@ def test_the_html_report_is_self_contained_and_names_every_feature(spark, monito
 
 
 def test_a_model_without_a_baseline_profile_is_a_clear_error(tmp_path):
-    from lakeforge.monitor.profile import load_baseline_profile
-    from lakeforge.train.registry import ensure_experiment
+    from lakeforge.models.profile import load_baseline_profile
+    from lakeforge.models.registry import ensure_experiment
 
     settings = settings_for(tmp_path)
     client = mlflow_client(settings.mlflow)

@@ -135,7 +135,7 @@ def test_trials_and_the_gate_reach_mlflow(executed):
     gate = [o for o in _executed(notebooks["03_evaluate_and_compare"]) if "text/plain" in o.get("data", {})]
     decision = gate[-1]["data"]["text/plain"]
     assert "version" in decision and "promoted" in decision and "challenger_score" in decision
-    from lakeforge.train.registry import mlflow_client
+    from lakeforge.models.registry import mlflow_client
 
     run = mlflow_client(settings.mlflow).get_run(versions.set_index("version").loc[2]["run_id"])
     # the gate step's decision replaced the one training logged with --promote never

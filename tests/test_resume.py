@@ -13,16 +13,16 @@ from pyspark.sql import functions as F
 
 from lakeforge.runs import job_runs_path, record_job_run
 from lakeforge.train import train_model
-from lakeforge.train.registry import ensure_experiment, mlflow_client
+from lakeforge.models.registry import ensure_experiment, mlflow_client
 from lakeforge.train.resume import GATE_TAG, MODEL_URI_TAG
 from tests.conftest import ROOT
-from tests.resume_setup import gold_table, resume_settings
+from tests.support.resume_setup import gold_table, resume_settings
 
 
 def _kill_at(point: str, work) -> None:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'lib'}:{ROOT}", PYSPARK_PYTHON=sys.executable,
                SPARK_LOCAL_IP="127.0.0.1")
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "killed.py"), str(ROOT / ".cache" / "jars"), str(work),
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "killed.py"), str(ROOT / ".cache" / "jars"), str(work),
                            point], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == -9, proc.stdout[-2000:] + proc.stderr[-3000:]
 

@@ -5,7 +5,7 @@ import pytest
 
 from lakeforge.config import CostSettings, InstancePrice
 from lakeforge.runs import estimate_cost, job_runs_path, record_job_run
-from lakeforge.train.registry import ensure_experiment, mlflow_client
+from lakeforge.models.registry import ensure_experiment, mlflow_client
 from tests.conftest import settings_for
 
 

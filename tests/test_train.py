@@ -10,7 +10,7 @@ from lakeforge.features import GoldTable
 from lakeforge.train import train_model
 from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
 from lakeforge.train.gate import decide
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from tests.conftest import settings_for
 
 
@@ -202,7 +202,7 @@ def test_two_worker_fit_on_a_local_cluster():
     from tests.conftest import ROOT
 
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'lib'}:{ROOT}", PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
-    out = subprocess.run([sys.executable, str(ROOT / "tests" / "cluster_fit.py"), str(ROOT / ".cache" / "jars")],
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "cluster_fit.py"), str(ROOT / ".cache" / "jars")],
                          capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

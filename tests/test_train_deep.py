@@ -14,7 +14,7 @@ from lakeforge.config import DeepSettings
 from lakeforge.train import train_model
 from lakeforge.train.checks import TrainingConfigError
 from lakeforge.train.deep import check_deep
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from tests.conftest import ROOT, settings_for
 from tests.test_train import FEATURES, toy_gold  # noqa: F401 - the shared seeded gold table fixture
 
@@ -96,7 +96,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_on_a_local_cluster(tmp_pa
     rerun resumes after that epoch and finishes, on a local-cluster master (two executor JVMs)."""
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'lib'}:{ROOT}", PYSPARK_PYTHON=sys.executable,
                SPARK_LOCAL_IP="127.0.0.1")
-    command = [sys.executable, str(ROOT / "tests" / "deep_resume.py"), str(ROOT / ".cache" / "jars"), str(tmp_path),
+    command = [sys.executable, str(ROOT / "tests" / "support" / "deep_resume.py"), str(ROOT / ".cache" / "jars"), str(tmp_path),
                "local-cluster[2,1,1024]", backend]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)

@@ -11,7 +11,7 @@ from lakeforge.config import FeatureSettings, SplitSettings
 from lakeforge.features import GoldTable
 from lakeforge.train import train_model
 from lakeforge.train.checks import TrainingConfigError, check_cluster
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from lakeforge.train.splits import fold_column, stratified_split
 from tests.conftest import settings_for
 

@@ -29,11 +29,10 @@ from pyspark.sql.utils import AnalysisException
 
 from lakeforge.config import ConfigError, Settings
 from lakeforge.errors import InputError
-from lakeforge.features import entity_key
-from lakeforge.ingest import silver_path
 from lakeforge.ingest.merge import silver_type
 from lakeforge.ingest.read import type_family
 from lakeforge.monitor import labels_table, perf_label, window_column
+from lakeforge.paths import entity_key, silver_path
 from lakeforge.tables import delta_version
 
 log = logging.getLogger(__name__)

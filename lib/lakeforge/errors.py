@@ -65,3 +65,67 @@ class DataQualityError(LakeforgeError, RuntimeError):
     """A batch breached a data-quality expectation; silver was not touched and bronze keeps the batch."""
 
     exit_code = EXIT_DATA_QUALITY
+
+
+class ModelNotFoundError(LakeforgeError, LookupError):
+    """The registry has no such model, alias or version."""
+
+
+class DeepTrainingError(InfrastructureError):
+    """A distributed training run failed; the message carries the backend's own error."""
+
+
+class ConfigError(InputError):
+    """Configuration that cannot be loaded; the message names file, key path and the fix."""
+
+
+class JavaNotFoundError(EnvironmentSetupError):
+    """No usable Java runtime for Spark."""
+
+
+class LaunchError(InputError):
+    """The job cannot be launched as asked (unknown job, missing --env, a bad --conf, no spark.python)."""
+
+
+class DeltaConflictError(InfrastructureError):
+    """A Delta commit kept conflicting with concurrent writers after every retry."""
+
+
+class TrainingConfigError(InputError):
+    """A training setting that cannot work; raised before any Spark job."""
+
+
+class RetentionTooShortError(InputError):
+    """VACUUM was asked to delete files younger than the table's safe retention."""
+
+
+class PiiKeyMissingError(EnvironmentSetupError):
+    """A source declares PII columns and no hashing key is configured."""
+
+
+class JdbcSecretMissingError(EnvironmentSetupError):
+    """The source's password variable is not set."""
+
+
+class BatchRejectedError(InputError):
+    """A file that cannot be a batch at all; nothing was written."""
+
+
+class JarResolutionError(EnvironmentSetupError):
+    """The jars could not be resolved by any method."""
+
+
+class SignatureMismatchError(InputError):
+    """The input table does not provide what the model's signature requires; nothing was written."""
+
+
+class PredictionsTableError(InputError):
+    """The predictions table exists but lacks the lineage columns batches are found and replaced by."""
+
+
+class EmptyInputError(InputError):
+    """The input has no rows to score; nothing was written."""
+
+
+class ChangeDataFeedError(InputError):
+    """The source cannot be read incrementally; the message says how to fix it."""

@@ -24,13 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from lakeforge.errors import EnvironmentSetupError
+from lakeforge.errors import JarResolutionError
 
 LEGACY_MANIFEST = "manifest.json"  # the single manifest of earlier caches: still read, never written
-
-
-class JarResolutionError(EnvironmentSetupError):
-    """The jars could not be resolved by any method."""
 
 
 @dataclass(frozen=True)

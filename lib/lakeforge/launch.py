@@ -28,13 +28,9 @@ from typing import Sequence
 
 from lakeforge.config import ConfigError, load_settings
 from lakeforge.config.secrets import CREDENTIAL_KEY
-from lakeforge.errors import InputError
+from lakeforge.errors import LaunchError
 from lakeforge.jars import JarResolutionError, resolve_jars
 from lakeforge.spark import ensure_local_event_log_dir, is_local_master, jar_coordinates
-
-
-class LaunchError(InputError):
-    """The job cannot be launched as asked (unknown job, missing --env, a bad --conf, no spark.python)."""
 
 
 def _tree_hash(*roots: Path) -> str:

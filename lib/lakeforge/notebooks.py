@@ -21,10 +21,12 @@ from lakeforge.config import MlflowSettings, Settings, StorageSettings, load_set
 from lakeforge.demo_data import stage_demo_data
 from lakeforge.errors import MissingInputError
 from lakeforge.ingest import IngestResult, ingest_source
+from lakeforge.models import SCORE
+from lakeforge.models.load import load_registered
+from lakeforge.models.registry import find_version, mlflow_client
 from lakeforge.promotion import holdout_rows
 from lakeforge.spark import check_java, configure_spark_with_lakeforge, delta_jars_for
-from lakeforge.train.estimator import LABEL_COL, SCORE_COL, scored_frame
-from lakeforge.train.registry import find_version, load_registered, mlflow_client
+from lakeforge.train.estimator import LABEL_COL
 
 SMALL_SESSION = {
     "spark.sql.shuffle.partitions": "4",
@@ -153,11 +155,10 @@ def holdout_predictions(spark: SparkSession, settings: Settings, *, alias: str |
     predicted probability, a regressor's prediction)."""
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, settings.model.registered_name, alias=alias, version=version)
-    classify = (mv.tags.get("task") or settings.model.task) == "classification"
-    model = load_registered(f"models:/{settings.model.registered_name}/{mv.version}", classify=classify)
-    scored = scored_frame(model, holdout_rows(spark, settings, mv.tags, mv.run_id), classify=classify)
-    output = SCORE_COL if classify else "prediction"
-    return scored.select(F.col(LABEL_COL).alias("label"), F.col(output).alias("score")).toPandas()
+    model = load_registered(f"models:/{settings.model.registered_name}/{mv.version}",
+                            mv.tags.get("task") or settings.model.task)
+    scored = model.score(holdout_rows(spark, settings, mv.tags, mv.run_id), keep=[LABEL_COL])
+    return scored.select(F.col(LABEL_COL).alias("label"), F.col(SCORE).alias("score")).toPandas()
 
 
 def registered_versions(settings: Settings) -> pd.DataFrame:

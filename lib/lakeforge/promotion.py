@@ -12,8 +12,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.errors import InputError
+from lakeforge.models.registry import find_version, mlflow_client
 from lakeforge.train.gate import GateDecision, Promote
-from lakeforge.train.registry import find_version, mlflow_client
 from lakeforge.train.resume import gate_and_record, recorded_holdout
 
 LINEAGE_TAGS = ("gold_table", "gold_version")

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
 from lakeforge.liveness import HOST, orphaned
+from lakeforge.paths import job_runs_path
 from lakeforge.spark import session_conf
 from lakeforge.tables import retry_on_conflict
 
@@ -78,10 +79,6 @@ def _size(value: float) -> str:
             return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
         value /= 1024
     raise AssertionError("unreachable")
-
-
-def job_runs_path(settings: Settings) -> str:
-    return settings.storage.table_path("operations", "job_runs")
 
 
 def event_log_files(spark: SparkSession) -> list[str] | None:
@@ -221,7 +218,7 @@ def _record(spark: SparkSession, settings: Settings, run: JobRun, finished: floa
             run.note = f"no price for instance type {settings.cost.instance_type!r} in cost.prices"
     _write(spark, settings, run, finished)
     if run.mlflow_run_id and run.metrics:
-        from lakeforge.train.registry import mlflow_client
+        from lakeforge.models.registry import mlflow_client
 
         client = mlflow_client(settings.mlflow)
         for name, number in {**{f"job_{k}": v for k, v in run.metrics.items()},

@@ -17,23 +17,19 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
-from lakeforge.errors import EnvironmentSetupError
+from lakeforge.errors import JavaNotFoundError
 from lakeforge.jars import delta_coordinates, resolve_jars
 
 MIN_JAVA = 17
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-
-
-class JavaNotFoundError(EnvironmentSetupError):
-    """No usable Java runtime for Spark."""
 
 
 def java_major_version(java: str | None = None) -> int:

@@ -7,13 +7,25 @@ import logging
 import random
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from lakeforge.errors import InfrastructureError
+from lakeforge.errors import DeltaConflictError
 from lakeforge.spark import session_conf
+
+
+@dataclass(frozen=True)
+class GoldTable:
+    """A gold table pinned to one Delta version: what training reads, and the lineage it was built from."""
+
+    path: str
+    version: int
+    rows: int
+    rebuilt: bool
+    lineage: dict
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +80,10 @@ def latest_user_metadata(spark: SparkSession, path: str, key: str) -> Any:
     return None
 
 
-class DeltaConflictError(InfrastructureError):
-    """A Delta commit kept conflicting with concurrent writers after every retry."""
-
-
 def _conflicts() -> tuple[type[BaseException], ...]:
-    from delta import exceptions as dx  # importing it makes pyspark raise these typed exceptions
+    from delta import (
+        exceptions as dx,  # importing it makes pyspark raise these typed exceptions
+    )
 
     return (dx.ConcurrentAppendException, dx.ConcurrentDeleteReadException, dx.ConcurrentDeleteDeleteException,
             dx.ConcurrentTransactionException, dx.ConcurrentWriteException, dx.MetadataChangedException,

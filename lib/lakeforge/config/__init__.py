@@ -16,10 +16,11 @@ from typing import Any, Mapping
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 
-from lakeforge.config._base import SPARK_TYPES, ConfigError, _Frozen
+from lakeforge.config._base import SPARK_TYPES, _Frozen
 from lakeforge.config.monitoring import (ABSOLUTE, FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
                                          PerformanceSettings, Threshold)
 from lakeforge.config.secrets import find_secrets
+from lakeforge.errors import ConfigError
 from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
 from lakeforge.config.stages import (SPACE_KINDS, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
                                      MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,

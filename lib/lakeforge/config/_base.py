@@ -1,4 +1,4 @@
-"""What every settings model shares: frozen, no unknown keys, and the loading error type."""
+"""What every settings model shares: frozen, no unknown keys."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lakeforge.errors import InputError
-
-
 SPARK_TYPES = ("string", "int", "bigint", "double", "float", "boolean", "date", "timestamp")
-
-
-class ConfigError(InputError):
-    """Configuration that cannot be loaded; the message names file, key path and the fix."""
 
 
 class _Frozen(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from typing import Callable
 
 from delta.tables import DeltaTable
@@ -15,30 +14,11 @@ from pyspark.sql import types as T
 
 from lakeforge.config import Settings
 from lakeforge.errors import MissingInputError
-from lakeforge.ingest import silver_path
+from lakeforge.paths import entity_key, gold_path, silver_path
 from lakeforge.spark import session_conf
-from lakeforge.tables import delta_version, last_commit, retry_on_conflict
+from lakeforge.tables import GoldTable, delta_version, last_commit, retry_on_conflict
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GoldTable:
-    path: str
-    version: int
-    rows: int
-    rebuilt: bool
-    lineage: dict
-
-
-def entity_key(settings: Settings) -> list[str]:
-    """The columns naming one gold row: the base source's primary key (the features if the base is undeclared)."""
-    base = settings.sources.get(settings.features.base)
-    return list(base.primary_key) if base is not None else list(settings.features.feature_columns)
-
-
-def gold_path(settings: Settings) -> str:
-    return settings.storage.table_path("gold", settings.features.table)
 
 
 def _lineage(spark: SparkSession, settings: Settings) -> dict:

@@ -11,10 +11,10 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.errors import DataQualityError, InputError
-from lakeforge.ingest.batch import (IngestResult, bronze_path, dq_metrics_path, nothing_new, process_batch,
-                                    quarantine_path, silver_path)
+from lakeforge.ingest.batch import IngestResult, nothing_new, process_batch
 from lakeforge.ingest.pii import PiiKeyMissingError
 from lakeforge.ingest.read import BatchRejectedError, read_files_batch
+from lakeforge.paths import bronze_path, dq_metrics_path, quarantine_path, silver_path
 
 __all__ = ["BatchRejectedError", "DataQualityError", "IngestResult", "PiiKeyMissingError", "bronze_path",
            "dq_metrics_path", "ingest_source", "quarantine_path", "silver_path"]

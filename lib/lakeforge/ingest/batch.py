@@ -17,8 +17,10 @@ from lakeforge.errors import DataQualityError
 from lakeforge.ingest.enforce import PII_REASONS, duplicate_rows, enforce, protect, quarantine_rows, valid_rows
 from lakeforge.ingest.merge import COUNT, duplicate_keys, ensure_silver_table, merge_into_silver, split_duplicates
 from lakeforge.ingest.pii import PiiKeyMissingError
-from lakeforge.ingest.quality import BatchStats, batch_stats, evaluate, failures, stats_aggregates, stats_from, write_metrics
+from lakeforge.ingest.quality import (BatchStats, batch_stats, evaluate, failures, stats_aggregates, stats_from,
+                                      write_metrics)
 from lakeforge.ingest.read import CORRUPT, RawBatch
+from lakeforge.paths import bronze_path, dq_metrics_path, quarantine_path, silver_path
 from lakeforge.spark import session_conf
 from lakeforge.tables import delta_version, last_commit, retry_on_conflict
 
@@ -42,22 +44,6 @@ class IngestResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def bronze_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("bronze", source)
-
-
-def silver_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("silver", source)
-
-
-def quarantine_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("quarantine", source)
-
-
-def dq_metrics_path(settings: Settings) -> str:
-    return settings.storage.table_path("quality", "dq_metrics")
 
 
 def pii_key_for(settings: Settings, source: SourceSpec) -> bytes | None:

@@ -14,15 +14,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings, SourceSpec
-from lakeforge.errors import EnvironmentSetupError, InputError
+from lakeforge.errors import InputError, JdbcSecretMissingError
 from lakeforge.ingest.read import RawBatch, check_columns, evolved, with_lineage
 from lakeforge.tables import latest_user_metadata
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-
-
-class JdbcSecretMissingError(EnvironmentSetupError):
-    """The source's password variable is not set."""
 
 
 def _quote(value: str) -> str:

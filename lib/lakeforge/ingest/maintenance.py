@@ -11,16 +11,12 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
-from lakeforge.errors import InputError, MissingInputError
-from lakeforge.ingest.batch import silver_path
+from lakeforge.errors import InputError, MissingInputError, RetentionTooShortError
+from lakeforge.paths import silver_path
 from lakeforge.spark import session_conf
 
 log = logging.getLogger(__name__)
 SAFE_RETENTION_HOURS = 168.0  # Delta's default delta.deletedFileRetentionDuration: 7 days
-
-
-class RetentionTooShortError(InputError):
-    """VACUUM was asked to delete files younger than the table's safe retention."""
 
 
 @dataclass(frozen=True)

@@ -26,16 +26,12 @@ from typing import Iterable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakeforge.errors import EnvironmentSetupError
+from lakeforge.errors import PiiKeyMissingError
 
 _BLOCK = 64  # SHA-256 block size in bytes
 _IPAD, _OPAD = "__pii_ipad", "__pii_opad"
 _AES_KEY = "__pii_aes_key"
 ENCRYPTED_PREFIX = "aes-256-gcm:"
-
-
-class PiiKeyMissingError(EnvironmentSetupError):
-    """A source declares PII columns and no hashing key is configured."""
 
 
 def hmac_hex(key: bytes, value: str) -> str:

@@ -15,15 +15,11 @@ from pyspark.sql import types as T
 from pyspark.sql.utils import AnalysisException
 
 from lakeforge.config import ColumnSpec, SourceSpec
-from lakeforge.errors import InputError
+from lakeforge.errors import BatchRejectedError
 from lakeforge.tables import delta_version
 
-LINEAGE_COLUMNS = ("_ingested_at", "_source_file", "_batch_id")
+RECORD_COLUMNS = ("_ingested_at", "_source_file", "_batch_id")
 CORRUPT = "_corrupt_record"  # the raw text of a line or record the reader could not split into fields
-
-
-class BatchRejectedError(InputError):
-    """A file that cannot be a batch at all; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ def check_columns(found: T.StructType, source: SourceSpec, where: str, typed: bo
         if retyped:
             raise BatchRejectedError(f"source '{source.name}': {where} changed column type(s): {'; '.join(retyped)}. "
                                      f"Fix the producer or the contract in {contract}")
-    extra = tuple(c for c in names if c not in declared and c not in (*LINEAGE_COLUMNS, CORRUPT, "_metadata"))
+    extra = tuple(c for c in names if c not in declared and c not in (*RECORD_COLUMNS, CORRUPT, "_metadata"))
     if extra and source.schema_evolution == "strict":
         raise BatchRejectedError(f"source '{source.name}': {where} has column(s) {list(extra)} not in the contract; "
                                  f"add them to {contract} (or set schema_evolution: additive) or drop them from the file")

@@ -20,12 +20,9 @@ from lakeforge.config import Settings, SourceSpec
 from lakeforge.errors import InputError
 from lakeforge.ingest.batch import IngestResult, process_batch
 from lakeforge.ingest.read import CORRUPT, RawBatch, reader_options
+from lakeforge.paths import stream_checkpoint_path
 
 log = logging.getLogger(__name__)
-
-
-def checkpoint_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("_checkpoints", source)
 
 
 def _stream_schema(source: SourceSpec) -> T.StructType:
@@ -53,7 +50,7 @@ def start_stream(
         declared = sorted(n for n, s in settings.sources.items() if s.kind == "stream_files")
         raise InputError(f"'{source_name}' is not a stream_files source; stream sources: {declared or 'none'}")
     path = settings.storage.landing_path(source.path)
-    checkpoint = checkpoint_path(settings, source.name)
+    checkpoint = stream_checkpoint_path(settings, source.name)
     stream_key = hashlib.sha256(checkpoint.encode()).hexdigest()[:8]
 
     reader = (spark.readStream.format(source.file_format).options(**reader_options(source, source.file_format))

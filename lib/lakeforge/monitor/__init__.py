@@ -13,13 +13,12 @@ webhook POST (when configured) and, in ``jobs/monitor.py``, exit code 3.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from mlflow.entities import Metric
@@ -28,20 +27,32 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import MonitorSettings, Settings
 from lakeforge.errors import InputError, MissingInputError
-from lakeforge.features import entity_key, gold_path
 from lakeforge.holdout import in_training, load_spec
 from lakeforge.liveness import owner_tags
+from lakeforge.models import output_column
+from lakeforge.models.profile import build_profile, count_like, load_baseline_profile
+from lakeforge.models.registry import ensure_experiment, find_version, mlflow_client
 from lakeforge.monitor.alerts import alert_payload, log_alert, post_webhook
 from lakeforge.monitor.performance import (WindowPerformance, labelled_predictions, realised_performance,
                                            regression_performance)
-from lakeforge.monitor.profile import build_profile, count_like, load_baseline_profile
 from lakeforge.monitor.report import render_report
 from lakeforge.monitor.stats import EPSILON, ColumnDrift, compare, population_stability_index, status
+from lakeforge.paths import entity_key, gold_path, monitor_path, report_path
 from lakeforge.tables import delta_version, retry_on_conflict
-from lakeforge.train.registry import ensure_experiment, find_version, mlflow_client
 
-if TYPE_CHECKING:  # the scoring stage imports training, which logs a baseline profile from here
-    from lakeforge.score import ScoreResult
+
+class ScoredBatch(Protocol):
+    """What monitoring needs to know of a scoring batch (``score.ScoreResult`` is one; so is any record of a batch
+    in the predictions table): where its rows are and which model and source versions made them."""
+
+    table: str
+    table_version: int
+    model_name: str
+    model_version: int
+    source_table: str
+    source_version: int
+    batch_id: str | None
+
 
 log = logging.getLogger(__name__)
 __all__ = ["EPSILON", "MonitorResult", "drift_between", "monitor_drift", "monitor_path", "population_stability_index"]
@@ -73,16 +84,6 @@ class MonitorResult:
     notes: tuple[str, ...] = ()  # what the report says about what could not be measured
 
 
-def monitor_path(settings: Settings) -> str:
-    return settings.storage.table_path("monitoring", settings.monitor.table)
-
-
-def report_path(settings: Settings, model_name: str, model_version: int, batch_id: str, source_table: str,
-                source_version: int) -> str:
-    slug = f"{Path(source_table.rstrip('/')).name}_v{source_version}_{hashlib.sha1(batch_id.encode()).hexdigest()[:8]}"
-    return f"{settings.storage.table_path('monitoring', 'reports')}/{model_name}/v{model_version}/{slug}.html"
-
-
 def drift_between(baseline: DataFrame, current: DataFrame, categorical: list[str], numeric: list[str],
                   settings: MonitorSettings) -> dict[str, ColumnDrift]:
     """Profile ``baseline`` and compare ``current`` with it, column by column (two jobs + one)."""
@@ -95,7 +96,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _batch_predictions(spark: SparkSession, scored: ScoreResult) -> DataFrame:
+def _batch_predictions(spark: SparkSession, scored: ScoredBatch) -> DataFrame:
     frame = spark.read.format("delta").option("versionAsOf", scored.table_version).load(scored.table)
     return frame.where((F.col("model_name") == scored.model_name) & (F.col("model_version") == scored.model_version)
                        & (F.col("batch_id") == scored.batch_id))
@@ -256,7 +257,7 @@ def _log_to_mlflow(settings: Settings, batch: dict, rows: list[dict], html_text:
     return run_id
 
 
-def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) -> MonitorResult:
+def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoredBatch) -> MonitorResult:
     """Monitor the batch ``scored`` (its rows of the predictions table and its source rows) against the baseline
     profile of its model version; write the metrics, log them and the report to MLflow, raise the alerts."""
     features, cfg = settings.features, settings.monitor
@@ -274,7 +275,7 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoreResult) 
                          f"version {scored.source_version} wrote no batch (nothing changed); nothing to monitor")
     task = mv.tags.get("task") or "classification"
     classify = task == "classification"
-    output = "probability" if classify else "prediction"  # the predictions table's column of the model's output
+    output = output_column(task)  # the predictions table's column of the model's output
     batch_id = scored.batch_id
     batch = {"batch_id": batch_id, "model_name": scored.model_name, "model_version": int(scored.model_version),
              "run_id": mv.run_id, "source_table": scored.source_table, "source_version": int(scored.source_version)}

@@ -14,19 +14,19 @@ import logging
 from dataclasses import dataclass
 
 import mlflow
-from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
-from lakeforge.errors import InputError, MissingInputError
-from lakeforge.features import entity_key, gold_path
+from lakeforge.errors import EmptyInputError, MissingInputError, PredictionsTableError
+from lakeforge.models import SCORE, output_column
+from lakeforge.models.load import load_registered
+from lakeforge.models.registry import find_version, mlflow_client
+from lakeforge.paths import entity_key, gold_path, predictions_path
 from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
-from lakeforge.score.predict import PREDICTION, predict_map_in_arrow, predict_transform
 from lakeforge.score.signature import SignatureMismatchError, check_signature
 from lakeforge.spark import session_conf
 from lakeforge.tables import delta_version, last_commit, retry_on_conflict
-from lakeforge.train.registry import find_version, load_registered, mlflow_client
 
 log = logging.getLogger(__name__)
 __all__ = ["ChangeDataFeedError", "EmptyInputError", "PredictionsTableError", "ScoreResult", "SignatureMismatchError",
@@ -34,16 +34,8 @@ __all__ = ["ChangeDataFeedError", "EmptyInputError", "PredictionsTableError", "S
 ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
-class EmptyInputError(InputError):
-    """The input has no rows to score; nothing was written."""
-
-
-class PredictionsTableError(InputError):
-    """The predictions table exists but lacks the lineage columns batches are found and replaced by."""
-
-
 # What scoring reads back from the predictions table: a batch is replaced and found by these.
-LINEAGE_COLUMNS = ("model_name", "model_version", "source_table", "source_version", "source_from_version", "batch_id")
+BATCH_COLUMNS = ("model_name", "model_version", "source_table", "source_version", "source_from_version", "batch_id")
 
 
 @dataclass(frozen=True)
@@ -60,10 +52,6 @@ class ScoreResult:
     source_from_version: int | None = None
 
 
-def predictions_path(settings: Settings) -> str:
-    return settings.storage.table_path("predictions", settings.score.table)
-
-
 def batch_id(model_name: str, model_version: int, source: str, from_version: int | None, to_version: int) -> str:
     """Stable id of one scoring batch: the same model version on the same source versions gives the same id."""
     spec = f"{model_name}|{model_version}|{source}|{'' if from_version is None else from_version}|{to_version}"
@@ -75,7 +63,7 @@ def check_predictions_table(spark: SparkSession, target: str) -> None:
     its rows have no batch to be replaced by, so a rerun would duplicate instead of replace them."""
     if delta_version(spark, target) is None:
         return
-    missing = [c for c in LINEAGE_COLUMNS if c not in spark.read.format("delta").load(target).columns]
+    missing = [c for c in BATCH_COLUMNS if c not in spark.read.format("delta").load(target).columns]
     if missing:
         raise PredictionsTableError(
             f"predictions table {target} has no column(s) {', '.join(missing)}: it was written by an older "
@@ -133,22 +121,21 @@ def score_table(
     if from_version is None and frame.isEmpty():
         raise EmptyInputError(f"input {source} (Delta version {source_version}) has no rows; nothing to score")
     features = settings.features
-    classify = (mv.tags.get("task") or settings.model.task) == "classification"
-    model = load_registered(model_uri, classify)
+    task = mv.tags.get("task") or settings.model.task
+    classify = task == "classification"
+    model = load_registered(model_uri, task, settings.score.method)
     label = features.label if features.label in frame.columns else None
     wanted = [c for c in (*features.feature_columns, *([label] if label else [])) if c not in key]
     inputs = frame.select(*key, *[F.col(f"`{c}`").cast("double").alias(c) if c in features.numeric else F.col(f"`{c}`")
                                   for c in wanted])
     batch = batch_id(name, int(mv.version), source, from_version, source_version)
     with session_conf(spark, {ARROW_BATCH: str(settings.score.arrow_batch_rows)}):
-        if settings.score.method == "map_in_arrow" and isinstance(model, PipelineModel):
-            scored = predict_map_in_arrow(model, inputs, classify, [*key, *([label] if label else [])])
-        else:
-            scored = predict_transform(model, inputs, classify)
-        value = F.col(PREDICTION)
+        scored = model.score(inputs, keep=[*key, *([label] if label else [])])
+        value = F.col(SCORE)
         label_type = "int" if classify else "double"
-        outputs = ([value.alias("probability"), (value >= settings.score.threshold).cast("int").alias("prediction")]
-                   if classify else [F.lit(None).cast("double").alias("probability"), value.alias("prediction")])
+        # The table names the score by its meaning (models.output_column); a classifier also gets its 0/1 decision.
+        outputs = ([value.alias(output_column(task)), (value >= settings.score.threshold).cast("int").alias("prediction")]
+                   if classify else [F.lit(None).cast("double").alias("probability"), value.alias(output_column(task))])
         out = scored.select(
             *key,
             *outputs,

@@ -11,13 +11,9 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
-from lakeforge.errors import InputError
+from lakeforge.errors import ChangeDataFeedError
 
 CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
-
-
-class ChangeDataFeedError(InputError):
-    """The source cannot be read incrementally; the message says how to fix it."""
 
 
 def cdf_enabled(spark: SparkSession, path: str) -> bool:

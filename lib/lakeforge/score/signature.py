@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from lakeforge.errors import InputError
+from lakeforge.errors import SignatureMismatchError
 
 # MLflow signature type names -> the Spark types a column may have to satisfy them.
 _COMPATIBLE = {
@@ -16,10 +16,6 @@ _COMPATIBLE = {
     "integer": (T.IntegerType, T.ShortType),
     "boolean": (T.BooleanType,),
 }
-
-
-class SignatureMismatchError(InputError):
-    """The input table does not provide what the model's signature requires; nothing was written."""
 
 
 def check_signature(frame: DataFrame, signature_inputs: list[dict], table: str, version: int) -> None:

@@ -8,32 +8,32 @@ import hashlib
 import json
 import logging
 import subprocess
-import time
 from dataclasses import dataclass
-from importlib.metadata import version as package_version
+from pathlib import Path
 
 import mlflow
+import mlflow.data
 from mlflow.models import infer_signature
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 import lakeforge
 from lakeforge.config import Settings
-from lakeforge.errors import InputError
-from lakeforge.features import GoldTable, entity_key
+from lakeforge.errors import InputError, TrainingConfigError
 from lakeforge.holdout import SPLIT_ARTIFACT
 from lakeforge.liveness import owner_tags
-from lakeforge.monitor.profile import log_baseline_profile
-from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
-from lakeforge.train.cv import cross_validate
-from lakeforge.train.estimator import (LABEL_COL, SCORE_COL, VALIDATION_COL, assembled_features, build_pipeline,
-                                       holdout_metrics, scored_frame, with_label)
+from lakeforge.models import SCORE, TrainedModel, output_column
+from lakeforge.models.profile import log_baseline_profile
+from lakeforge.models.registry import ensure_experiment, mlflow_client, pinned_requirements, reap_orphaned_runs
+from lakeforge.paths import entity_key
+from lakeforge.tables import GoldTable
 from lakeforge.train import resume
+from lakeforge.train.checks import check_cluster, resolve_device, validate_params
+from lakeforge.train.estimator import LABEL_COL, holdout_metrics, with_label
 from lakeforge.train.gate import CHAMPION, Promote, current_champion
-from lakeforge.train.registry import ensure_experiment, mlflow_client, reap_orphaned_runs
-from lakeforge.train.report import feature_importance, log_evaluation_artifacts, log_regression_artifacts
-from lakeforge.train.search import run_search
-from lakeforge.train.splits import holdout_split, validation_flag
+from lakeforge.train.report import log_evaluation_artifacts, log_regression_artifacts
+from lakeforge.train.splits import holdout_split
+from lakeforge.train.xgb import fit_xgboost
 
 log = logging.getLogger(__name__)
 __all__ = ["CHAMPION", "TrainResult", "config_hash", "entity_key", "train_model"]
@@ -61,10 +61,6 @@ def _git_commit(root: str) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
-def _pip_requirements(framework: str = "xgboost") -> list[str]:
-    return [f"{p}=={package_version(p)}" for p in ("pyspark", framework, "scikit-learn", "pandas", "pyarrow", "numpy")]
 
 
 def _is_champion(client, name: str, version: int) -> bool:
@@ -121,83 +117,65 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
             raise InputError("model.params.scale_pos_weight is auto, which needs a classifier and positive rows in the "
                              "training split")
         params["scale_pos_weight"] = (rows - positives) / positives
-    metric = model.gate_metric
 
-    with mlflow.start_run(experiment_id=experiment_id, tags=owner_tags()) as run:
+    run_name = f"train {model.registered_name} on {Path(gold.path.rstrip('/')).name}@v{gold.version}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=owner_tags()) as run:
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
                          "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task,
                          "framework": model.framework})
+        mlflow.log_input(mlflow.data.from_spark(frame, path=gold.path, version=str(gold.version),
+                                                name=f"{Path(gold.path.rstrip('/')).name}@v{gold.version}"),
+                         context="training")
         mlflow.log_dict(split_spec, SPLIT_ARTIFACT)  # monitoring finds the rows the model was fitted on with it
+        mlflow.log_metrics({"train_rows": rows, **({"train_positive_rate": positives / rows} if classify else {})})
         if torch_model:
-            from lakeforge.train.deep.trainer import train_network
-
-            mlflow.log_params({"num_processes": workers, "backend": model.deep.backend, "seed": model.seed,
-                               "device": device, "task": model.task, "split": _describe_split(features),
-                               "n_features": len(features.feature_columns), "weight_col": model.weight_col})
-            mlflow.log_metrics({"train_rows": rows, **({"train_positive_rate": positives / rows} if classify else {})})
-            fitted, _ = train_network(spark, settings, train, key, lineage_tags)
-            return _evaluate_and_register(spark, settings, client, fitted, train, test, lineage_tags, promote,
-                                          importance=None, run=run)
-        search = run_search(spark, features, model, train, params, device, key, workers)
-        if search is not None:
-            params = search.best_params
-            mlflow.log_metrics({f"search_best_validation_{metric}": search.best_validation_score,
-                                "search_trials": search.trials})
-            mlflow.set_tag("search_strategy", search.strategy)
-        mlflow.log_params({**params, "num_workers": workers, "seed": model.seed, "device": device, "task": model.task,
-                           "split": _describe_split(features), "n_features": len(features.feature_columns),
-                           "weight_col": model.weight_col})
-        mlflow.log_metrics({"train_rows": rows,
-                            **({"train_positive_rate": positives / rows} if classify else {})})
-        if features.split.cv_folds:
-            cross_validate(features, model, train, params, device, workers, key)
-        early_stopping = "early_stopping_rounds" in params
-        if early_stopping:
-            fraction = model.search.validation_fraction
-            train = train.withColumn(VALIDATION_COL, validation_flag(train, features, fraction, key, model.seed, classify))
-        started = time.perf_counter()
-        fitted = build_pipeline(features, model, params=params, device=device, num_workers=workers,
-                                validation=early_stopping).fit(train)
-        mlflow.log_metric("fit_seconds", time.perf_counter() - started)
-        booster = fitted.stages[-1].get_booster()
-        if early_stopping:
-            mlflow.log_metrics({"best_iteration": booster.best_iteration, "boosted_rounds": booster.num_boosted_rounds()})
-        return _evaluate_and_register(spark, settings, client, fitted, train, test, lineage_tags, promote,
-                                      importance=feature_importance(booster, assembled_features(features)), run=run)
+            fitted = _fit_network(spark, settings, train, key, lineage_tags, workers=workers, device=device)
+        else:
+            fitted = fit_xgboost(spark, settings, train, key, params, device=device, workers=workers,
+                                 describe_split=_describe_split(features))
+        return _evaluate_and_register(spark, settings, client, fitted, train, test, lineage_tags, promote, run=run)
 
 
+def _fit_network(spark: SparkSession, settings: Settings, train, key: list[str], lineage_tags: dict, *,
+                 workers: int, device: str) -> TrainedModel:
+    """The torch network's fit (``train.deep``), inside the active MLflow run."""
+    from lakeforge.train.deep.trainer import train_network
 
-def _evaluate_and_register(spark: SparkSession, settings: Settings, client, fitted, train, test, lineage_tags: dict,
-                           promote: Promote, *, importance: dict[str, float] | None, run) -> TrainResult:
+    model, features = settings.model, settings.features
+    mlflow.log_params({"num_processes": workers, "backend": model.deep.backend, "seed": model.seed,
+                       "device": device, "task": model.task, "split": _describe_split(features),
+                       "n_features": len(features.feature_columns), "weight_col": model.weight_col})
+    fitted, _ = train_network(spark, settings, train, key, lineage_tags)
+    return fitted
+
+
+def _evaluate_and_register(spark: SparkSession, settings: Settings, client, fitted: TrainedModel, train, test,
+                           lineage_tags: dict, promote: Promote, *, run) -> TrainResult:
     """Holdout metrics, baseline profile, evaluation plots, the logged and registered model, and the gate: the
-    same for a Spark pipeline and for the torch network (anything ``scored_frame`` accepts)."""
+    same for every ``TrainedModel`` (the xgboost pipeline, the torch network)."""
     features, model = settings.features, settings.model
     classify, metric = model.task == "classification", model.gate_metric
-    output = SCORE_COL if classify else "prediction"
-    scored_test = scored_frame(fitted, test, classify).persist()
+    scored_test = fitted.score(test, keep=[LABEL_COL]).persist()
     try:
         metrics = holdout_metrics(scored_test, model.task)
         mlflow.log_metric("test_rows", metrics["rows"])  # counted with the metrics, not in a pass of its own
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
-        evaluation = scored_test.select(LABEL_COL, output).toPandas()
+        evaluation = scored_test.toPandas()
     finally:
         scored_test.unpersist()
-    log_baseline_profile(fitted, train, features, settings.monitor, classify)  # monitoring/baseline_profile.json
-    labels, outputs = evaluation[LABEL_COL].to_numpy(), evaluation[output].to_numpy()
+    log_baseline_profile(fitted, train, features, settings.monitor)  # monitoring/baseline_profile.json
+    labels, outputs = evaluation[LABEL_COL].to_numpy(), evaluation[SCORE].to_numpy()
+    importance = fitted.importance()
     if classify:
         log_evaluation_artifacts(labels, outputs, settings.score.threshold, importance, metrics)
     else:
         log_regression_artifacts(labels, outputs, importance, metrics)
 
     example = test.select(*features.feature_columns).limit(5).toPandas()
-    example_out = scored_frame(fitted, test.limit(5), classify).select(output).toPandas()
+    example_out = fitted.score(test.limit(5), keep=[]).withColumnRenamed(SCORE, output_column(model.task)).toPandas()
     signature = infer_signature(example, example_out)
-    if hasattr(fitted, "log_model"):
-        info = fitted.log_model(registered_name=None, signature=signature, input_example=example,
-                                pip_requirements=_pip_requirements("torch"))
-    else:
-        info = mlflow.spark.log_model(fitted, "model", signature=signature, input_example=example,
-                                      pip_requirements=_pip_requirements())
+    info = fitted.log_model(signature=signature, input_example=example,
+                            pip_requirements=pinned_requirements(model.framework))
     # Each step leaves its mark (lakeforge.train.resume): a job killed after any of them is finished by its rerun.
     mlflow.set_tag(resume.MODEL_URI_TAG, info.model_uri)
     tags = {**_version_tags(settings, lineage_tags), f"holdout_{metric}": f"{metrics[metric]:.6f}"}

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from pyspark.sql import SparkSession
 
-from lakeforge.errors import InputError
+from lakeforge.errors import TrainingConfigError
 
 REMOVED = {
     "use_gpu": "removed from xgboost; set model.device: cuda",
@@ -44,10 +44,6 @@ CHOICES = {
     "tree_method": ("hist", "approx", "exact", "auto"),
     "grow_policy": ("depthwise", "lossguide"),
 }
-
-
-class TrainingConfigError(InputError):
-    """A training setting that cannot work; raised before any Spark job."""
 
 
 def known_params() -> set[str]:

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, ModelSettings
-from lakeforge.train.estimator import build_pipeline, holdout_metrics
+from lakeforge.train.estimator import build_pipeline, fit_pipeline, holdout_metrics
 from lakeforge.train.splits import fold_column
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ def cross_validate(features: FeatureSettings, model: ModelSettings, train: DataF
     per_fold: list[dict[str, float]] = []
     try:
         for fold in range(folds):
-            fitted = build_pipeline(features, model, params=params, device=device, num_workers=num_workers).fit(
-                with_folds.where(F.col(FOLD_COL) != fold))
-            metrics = holdout_metrics(fitted.transform(with_folds.where(F.col(FOLD_COL) == fold)), model.task)
+            pipeline = build_pipeline(features, model, params=params, device=device, num_workers=num_workers)
+            fitted = fit_pipeline(pipeline, with_folds.where(F.col(FOLD_COL) != fold), model.task)
+            metrics = holdout_metrics(fitted.score(with_folds.where(F.col(FOLD_COL) == fold)), model.task)
             per_fold.append(metrics)
             log.info("cross-validation fold %s/%s: %s", fold + 1, folds, metrics)
     finally:

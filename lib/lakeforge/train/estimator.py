@@ -6,27 +6,22 @@ from __future__ import annotations
 from pyspark.ml import Pipeline
 from pyspark.ml.evaluation import BinaryClassificationEvaluator, RegressionEvaluator
 from pyspark.ml.feature import StringIndexer, VectorAssembler
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
 
 from lakeforge.config import FeatureSettings, ModelSettings
 from lakeforge.errors import InputError
+from lakeforge.models import SCORE
+from lakeforge.models.pipeline import INDEXED_SUFFIX, SparkPipelineModel
 
 FEATURES_COL = "features"
 VALIDATION_COL = "is_validation"
 LABEL_COL = "label"
-SCORE_COL = "probability_1"
 
 # Parameters lakeforge sets itself; a config that sets them would silently fight the pipeline.
 _RESERVED = {"features_col", "label_col", "num_workers", "random_state", "seed", "missing", "device", "weight_col",
              "validation_indicator_col", "force_repartition", "repartition_random_shuffle"}
-
-
-def assembled_features(features: FeatureSettings) -> list[str]:
-    """The feature names in the order the assembler puts them into the vector (xgboost's f0, f1, ...)."""
-    return [*features.categorical, *features.numeric]
 
 
 def build_pipeline(features: FeatureSettings, model: ModelSettings, *, params: dict | None = None,
@@ -42,7 +37,7 @@ def build_pipeline(features: FeatureSettings, model: ModelSettings, *, params: d
     if reserved:
         raise InputError(f"model.params: {reserved} are set by lakeforge; use model.num_workers / model.seed "
                          "and the features section instead")
-    indexed = [f"{c}__idx" for c in features.categorical]
+    indexed = [f"{c}{INDEXED_SUFFIX}" for c in features.categorical]
     stages = []
     if features.categorical:
         stages.append(StringIndexer(inputCols=list(features.categorical), outputCols=indexed,
@@ -77,45 +72,34 @@ def with_label(frame: DataFrame, features: FeatureSettings) -> DataFrame:
             .withColumn(LABEL_COL, F.col(f"`{features.label}`").cast("double")))
 
 
-def positive_probability(predictions: DataFrame) -> DataFrame:
-    if SCORE_COL in predictions.columns:  # a model that gives P(class 1) directly (the torch network)
-        return predictions
-    return predictions.withColumn(SCORE_COL, vector_to_array(F.col("probability"))[1])
-
-
-def scored_frame(fitted, frame: DataFrame, classify: bool) -> DataFrame:
-    """``frame`` plus ``probability_1`` (classification) or ``prediction`` (regression), from a fitted Spark
-    pipeline or from any model with a ``predict_frame`` (the torch network, a registered pyfunc)."""
-    if hasattr(fitted, "predict_frame"):
-        return fitted.predict_frame(frame)
-    out = fitted.transform(frame)
-    return positive_probability(out) if classify else out
-
-
 def holdout_metrics(predictions: DataFrame, task: str = "classification") -> dict[str, float]:
-    """Classification: AUC, PR-AUC and log loss of ``predictions`` (which carry ``label`` and ``probability``);
-    regression: RMSE, MAE and R2 of ``prediction``. Computed on the cluster."""
+    """Classification: AUC, PR-AUC and log loss of ``predictions`` (which carry ``label`` and the model's
+    ``SCORE``, ``FittedModel.score``'s output); regression: RMSE, MAE and R2. Computed on the cluster."""
     if task == "regression":
         row = predictions.select(F.avg(LABEL_COL).alias("mean_label"), F.count(F.lit(1)).alias("rows")).first()
-        out = {m: RegressionEvaluator(labelCol=LABEL_COL, predictionCol="prediction", metricName=m).evaluate(predictions)
+        out = {m: RegressionEvaluator(labelCol=LABEL_COL, predictionCol=SCORE, metricName=m).evaluate(predictions)
                for m in ("rmse", "mae", "r2")}
         return {**out, "mean_label": float(row["mean_label"]), "rows": float(row["rows"])}
-    scored = positive_probability(predictions)
-    roc = BinaryClassificationEvaluator(labelCol=LABEL_COL, rawPredictionCol=SCORE_COL, metricName="areaUnderROC")
-    pr = BinaryClassificationEvaluator(labelCol=LABEL_COL, rawPredictionCol=SCORE_COL, metricName="areaUnderPR")
-    p = F.least(F.greatest(F.col(SCORE_COL), F.lit(1e-15)), F.lit(1 - 1e-15))
-    row = scored.select(
+    roc = BinaryClassificationEvaluator(labelCol=LABEL_COL, rawPredictionCol=SCORE, metricName="areaUnderROC")
+    pr = BinaryClassificationEvaluator(labelCol=LABEL_COL, rawPredictionCol=SCORE, metricName="areaUnderPR")
+    p = F.least(F.greatest(F.col(SCORE), F.lit(1e-15)), F.lit(1 - 1e-15))
+    row = predictions.select(
         F.avg(-(F.col(LABEL_COL) * F.log(p) + (1 - F.col(LABEL_COL)) * F.log(1 - p))).alias("log_loss"),
         F.avg(LABEL_COL).alias("positive_rate"),
         F.count(F.lit(1)).alias("rows"),
     ).first()
     return {
-        "auc": roc.evaluate(scored),
-        "pr_auc": pr.evaluate(scored),
+        "auc": roc.evaluate(predictions),
+        "pr_auc": pr.evaluate(predictions),
         "log_loss": float(row["log_loss"]),
         "positive_rate": float(row["positive_rate"]),
         "rows": float(row["rows"]),
     }
+
+
+def fit_pipeline(pipeline: Pipeline, frame: DataFrame, task: str) -> SparkPipelineModel:
+    """Fit ``pipeline`` (from ``build_pipeline``) on ``frame``: the fitted model as a ``FittedModel``."""
+    return SparkPipelineModel(pipeline.fit(frame), task)
 
 
 def better(metric: str, candidate: float, reference: float, margin: float = 0.0) -> bool:

@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
 
 from lakeforge.config import ModelSettings
-from lakeforge.train.estimator import better, holdout_metrics, scored_frame
-from lakeforge.train.registry import load_registered
+from lakeforge.models.load import load_registered
+from lakeforge.train.estimator import better, holdout_metrics
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -84,9 +84,8 @@ def apply_gate(client: MlflowClient, model: ModelSettings, version: int, challen
     champion_version = int(champion.version) if champion is not None else None
     champion_score = None
     if champion is not None and champion_version != version and promote == "gate":
-        classify = model.task == "classification"
-        champion_model = load_registered(f"models:/{name}/{champion.version}", classify)
-        champion_score = holdout_metrics(scored_frame(champion_model, holdout, classify), model.task)[model.gate_metric]
+        champion_model = load_registered(f"models:/{name}/{champion.version}", model.task)
+        champion_score = holdout_metrics(champion_model.score(holdout), model.task)[model.gate_metric]
     result = decide(version, challenger, champion_version, champion_score, model, promote)
     if result.promoted:
         client.set_registered_model_alias(name, CHAMPION, str(version))

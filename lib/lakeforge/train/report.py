@@ -15,16 +15,6 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve  # noqa: E402
 
 
-def feature_importance(booster, feature_names: list[str], importance_type: str = "gain") -> dict[str, float]:
-    """XGBoost importance keyed by the pipeline's input feature names (the assembler's f0, f1, ...)."""
-    scores = booster.get_score(importance_type=importance_type)
-    named = {}
-    for key, value in scores.items():
-        index = int(key[1:]) if key.startswith("f") and key[1:].isdigit() else None
-        named[feature_names[index] if index is not None and index < len(feature_names) else key] = float(value)
-    return dict(sorted(named.items(), key=lambda kv: -kv[1]))
-
-
 def log_evaluation_artifacts(labels: np.ndarray, scores: np.ndarray, threshold: float, importance: dict[str, float] | None,
                              metrics: dict[str, float]) -> dict:
     """Plot and log the evaluation of one model on its holdout; returns the metrics JSON it logged."""

@@ -21,9 +21,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.holdout import in_training, load_spec
+from lakeforge.models.registry import versions_with_tags
 from lakeforge.train.estimator import with_label
 from lakeforge.train.gate import GateDecision, Promote, apply_gate
-from lakeforge.train.registry import versions_with_tags
 
 log = logging.getLogger(__name__)
 GATE_TAG = "lakeforge.gate"            # on a model version: the gate's decision (JSON) once it was gated
@@ -33,7 +33,7 @@ MODEL_URI_TAG = "lakeforge.model_uri"  # on a training run: the model it logged,
 def recorded_holdout(spark: SparkSession, settings: Settings, tags: dict[str, str], run_id: str | None) -> DataFrame:
     """The holdout a version was scored on: the gold table at the version its ``tags`` name, split by the spec its
     training run logged (split as configured for a run from before specs were logged)."""
-    from lakeforge.features import entity_key
+    from lakeforge.paths import entity_key
     from lakeforge.train.splits import holdout_split
 
     gold = with_label(spark.read.format("delta").option("versionAsOf", int(tags["gold_version"]))
@@ -66,7 +66,28 @@ def gate_and_record(client: MlflowClient, settings: Settings, version: int, scor
         client.set_tag(run_id, "gate_reason", decision.reason)
         if decision.champion_score is not None:
             client.log_metric(run_id, f"champion_holdout_{model.gate_metric}", decision.champion_score)
+    describe(client, settings, version, decision)
     return decision
+
+
+def describe(client: MlflowClient, settings: Settings, version: int, decision: GateDecision) -> None:
+    """Descriptions a registry user reads: the model (what it predicts from what) and the version (its data
+    version, holdout metrics and the gate's decision)."""
+    model, features = settings.model, settings.features
+    name = model.registered_name
+    client.update_registered_model(name, description=(
+        f"lakeforge {model.task} model ({model.framework}) of '{features.label}' from the gold table "
+        f"'{features.table}' over {len(features.feature_columns)} features ({', '.join(features.feature_columns)}). "
+        f"Versions are registered by the train job as challenger; champion only through the registry gate "
+        f"({model.gate_metric}, model.min_improvement {model.min_improvement})."))
+    mv = client.get_model_version(name, str(version))
+    tags, metric = mv.tags, model.gate_metric
+    logged = _holdout_metrics(client, mv.run_id) if mv.run_id else {}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(logged.items()) if k not in ("rows",))
+    client.update_model_version(name, str(version), description=(
+        f"Trained on {tags.get('gold_table')} at Delta version {tags.get('gold_version')} (config "
+        f"{tags.get('config_hash')}, run {mv.run_id}). Holdout: {shown or metric + ' ' + tags.get('holdout_' + metric, '?')}. "
+        f"Gate: {'champion' if decision.promoted else 'not promoted'}: {decision.reason}."))
 
 
 def _holdout_metrics(client: MlflowClient, run_id: str) -> dict[str, float]:

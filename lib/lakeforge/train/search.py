@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, ModelSettings, SearchSettings
 from lakeforge.liveness import owner_tags
-from lakeforge.train.estimator import FEATURES_COL, LABEL_COL, build_pipeline, holdout_metrics
+from lakeforge.train.estimator import FEATURES_COL, LABEL_COL, build_pipeline, fit_pipeline, holdout_metrics
 from lakeforge.train.splits import validation_flag
 
 INTEGER_PARAMS = {"n_estimators", "max_depth", "max_leaves", "max_bin", "num_parallel_tree"}
@@ -144,8 +144,9 @@ def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSetti
         def objective(sampled: dict[str, Any]) -> dict[str, Any]:
             params = {**base_params, **clean_params(sampled)}
             started = time.time()
-            fitted = build_pipeline(features, model, params=params, device=device, num_workers=num_workers).fit(fit)
-            score = holdout_metrics(fitted.transform(validation), model.task)[metric]
+            fitted = fit_pipeline(build_pipeline(features, model, params=params, device=device,
+                                                  num_workers=num_workers), fit, model.task)
+            score = holdout_metrics(fitted.score(validation), model.task)[metric]
             return {"loss": sign * score, "status": STATUS_OK, "duration": time.time() - started}
 
         trials = Trials()

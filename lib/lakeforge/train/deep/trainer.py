@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakeforge.config import Settings
 from lakeforge.train.deep import FittedNetwork, checkpoint_folder, fit_network, with_params
 from lakeforge.train.deep.data import VALIDATION, fit_preprocessing, stage_training_table
-from lakeforge.train.estimator import holdout_metrics, scored_frame
+from lakeforge.train.estimator import holdout_metrics
 from lakeforge.train.search import SearchResult, _log_trials, _no_progress, clean_params, hyperopt_space
 from lakeforge.train.splits import validation_flag
 
@@ -66,7 +66,7 @@ def _search(spark: SparkSession, settings: Settings, staged, preprocessing, vali
         trial = with_params(model.deep, params)
         folder = checkpoint_folder(settings, {**identity, "trial": params})
         fitted = fit_network(spark, trial, staged, preprocessing, seed=model.seed, checkpoint_dir=folder)
-        score = holdout_metrics(scored_frame(fitted, validation, classify), model.task)[metric]
+        score = holdout_metrics(fitted.score(validation), model.task)[metric]
         return {"loss": sign * score, "status": STATUS_OK, "duration": time.time() - started}
 
     trials = Trials()

@@ -15,8 +15,8 @@ import importlib.resources
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = Path(__file__).resolve().parent / "datasets"
+ROOT = Path(__file__).resolve().parents[2]
+DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 
 
 def stage_seattle_weather(landing: Path) -> int:

@@ -1,6 +1,6 @@
 """Run by test_resume.py in its own process, which kills itself (SIGKILL: no finally, no atexit) at a named point:
 
-    python tests/killed.py JAR_CACHE WORK_DIR POINT
+    python tests/support/killed.py JAR_CACHE WORK_DIR POINT
 
 POINT: ``job`` (inside a recorded job run), or a step of training: ``fit`` (fitted, nothing logged), ``logged``
 (the model logged, not registered), ``registered`` (registered, not gated), ``gated`` (the aliases moved, the
@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
 from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
-from tests.resume_setup import gold_table, resume_settings
+from tests.support.resume_setup import gold_table, resume_settings
 
 
 def die(*_args, **_kwargs):

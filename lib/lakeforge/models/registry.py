@@ -10,37 +10,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lakeforge.config import MlflowSettings
-from lakeforge.errors import LakeforgeError
+from lakeforge.errors import ModelNotFoundError
 from lakeforge.liveness import HOST_TAG, PID_TAG, orphaned
 
 log = logging.getLogger(__name__)
-
-
-class PyfuncModel:
-    """A registered model that only has the python_function flavour (the torch network): applied to a DataFrame
-    with MLflow's ``spark_udf`` in the current environment, over the signature's input columns."""
-
-    def __init__(self, model_uri: str, classify: bool, inputs: list[str]):
-        self.uri, self.classify, self.inputs = model_uri, classify, inputs
-
-    def predict_frame(self, frame):
-        from lakeforge.train.estimator import SCORE_COL
-
-        udf = mlflow.pyfunc.spark_udf(frame.sparkSession, self.uri, result_type="double", env_manager="local")
-        return frame.withColumn(SCORE_COL if self.classify else "prediction", udf(*self.inputs))
-
-
-def load_registered(model_uri: str, classify: bool):
-    """A Spark ``PipelineModel`` for models logged with the spark flavour, otherwise a ``PyfuncModel``; either
-    goes through ``estimator.scored_frame``."""
-    info = mlflow.models.get_model_info(model_uri)
-    if "spark" in info.flavors:
-        return mlflow.spark.load_model(model_uri)
-    return PyfuncModel(model_uri, classify, [spec["name"] for spec in info.signature.inputs.to_dict()])
-
-
-class ModelNotFoundError(LakeforgeError, LookupError):
-    """The registry has no such model, alias or version."""
 
 
 def mlflow_client(settings: MlflowSettings) -> MlflowClient:
@@ -98,3 +71,10 @@ def reap_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     if reaped:
         log.warning("marked %d run(s) of a killed job FAILED: %s", len(reaped), reaped)
     return reaped
+
+
+def pinned_requirements(framework: str = "xgboost") -> list[str]:
+    """The pip requirements a logged model carries: the versions installed here of what scoring it needs."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("pyspark", framework, "scikit-learn", "pandas", "pyarrow", "numpy")]

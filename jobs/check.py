@@ -10,10 +10,7 @@ line per problem (file, key path, column, what was found, what was expected) oth
 
 import sys
 
-from lakeforge.check import check_configuration
-from lakeforge.cli import job_parser, run_job
-from lakeforge.config import load_settings
-from lakeforge.spark import lakeforge_builder
+from lakeforge.cli import job_context, job_parser, run_job
 
 
 def main(argv=None) -> int:
@@ -21,15 +18,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            result = check_configuration(spark, settings)
-        finally:
-            spark.stop()
-        print("\n".join([f"configuration of environment '{settings.env}': OK", *(f"  {line}" for line in result.lines())]))
+        from lakeforge.check import check_configuration
 
-    return run_job(job, args.log_level)
+        with job_context(args, "check", record=False) as ctx:
+            result = check_configuration(ctx.spark, ctx.settings)
+        print("\n".join([f"configuration of environment '{ctx.settings.env}': OK",
+                         *(f"  {line}" for line in result.lines())]))
+
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

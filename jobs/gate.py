@@ -10,13 +10,8 @@ it finds); exit 4 with --require-promotion when it was not; exit 2 when the mode
 import json
 import sys
 
-from lakeforge.cli import add_promote_option, job_parser, run_job
-from lakeforge.config import load_settings
+from lakeforge.cli import add_promote_option, job_context, job_parser, run_job
 from lakeforge.errors import EXIT_NOT_PROMOTED
-from lakeforge.promotion import gate_registered_version
-from lakeforge.runs import record_job_run
-from lakeforge.spark import lakeforge_builder
-
 
 
 def main(argv=None) -> int:
@@ -30,18 +25,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            with record_job_run(spark, settings, "gate"):
-                decision = gate_registered_version(spark, settings, alias=args.alias, version=args.version,
-                                                   promote=args.promote)
-        finally:
-            spark.stop()
+        from lakeforge.promotion import gate_registered_version
+
+        with job_context(args, "gate") as ctx:
+            decision = gate_registered_version(ctx.spark, ctx.settings, alias=args.alias, version=args.version,
+                                               promote=args.promote)
+            ctx.done(decision, version=decision.version, promoted=decision.promoted)
         print(json.dumps(decision.as_dict()))
         return EXIT_NOT_PROMOTED if args.require_promotion and not decision.promoted else 0
 
-    return run_job(job, args.log_level)
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,7 @@
 import json
 import sys
 
-from lakeforge.cli import job_parser, run_job
-from lakeforge.config import load_settings
-from lakeforge.ingest import ingest_source
-from lakeforge.runs import record_job_run
-from lakeforge.spark import lakeforge_builder
+from lakeforge.cli import job_context, job_parser, run_job
 
 
 def main(argv=None) -> int:
@@ -26,17 +22,17 @@ def main(argv=None) -> int:
         parser.error("--input goes with --source, not --all")
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        names = sorted(n for n, s in settings.sources.items() if s.kind != "stream_files") if args.all else [args.source]
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            with record_job_run(spark, settings, "ingest"):
-                for name in names:
-                    print(json.dumps(ingest_source(spark, settings, name, args.input).as_dict()))
-        finally:
-            spark.stop()
+        from lakeforge.ingest import ingest_source
 
-    return run_job(job, args.log_level)
+        with job_context(args, "ingest") as ctx:
+            sources = ctx.settings.sources
+            names = sorted(n for n, s in sources.items() if s.kind != "stream_files") if args.all else [args.source]
+            results = ctx.done([])
+            for name in names:
+                results.append(ingest_source(ctx.spark, ctx.settings, name, args.input))
+                print(json.dumps(results[-1].as_dict()))
+
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

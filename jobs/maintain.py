@@ -7,11 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from lakeforge.cli import job_parser, run_job
-from lakeforge.config import load_settings
-from lakeforge.ingest.maintenance import maintain_source
-from lakeforge.runs import record_job_run
-from lakeforge.spark import lakeforge_builder
+from lakeforge.cli import job_context, job_parser, run_job
 
 
 def main(argv=None) -> int:
@@ -25,18 +21,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        names = sorted(settings.sources) if args.all else [args.source]
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            with record_job_run(spark, settings, "maintain"):
-                for name in names:
-                    print(json.dumps(asdict(maintain_source(spark, settings, name,
-                                                            retention_hours=args.retention_hours, force=args.force))))
-        finally:
-            spark.stop()
+        from lakeforge.ingest.maintenance import maintain_source
 
-    return run_job(job, args.log_level)
+        with job_context(args, "maintain") as ctx:
+            results = ctx.done([])
+            for name in (sorted(ctx.settings.sources) if args.all else [args.source]):
+                results.append(maintain_source(ctx.spark, ctx.settings, name, retention_hours=args.retention_hours,
+                                               force=args.force))
+                print(json.dumps(asdict(results[-1])))
+
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,9 @@ so a scheduler marks the run failed; the alert is also a JSON log line and, when
 
 import json
 import sys
-from dataclasses import asdict
 
-from lakeforge.cli import job_parser, run_job
-from lakeforge.check import check_configuration
-from lakeforge.config import load_settings
+from lakeforge.cli import job_context, job_parser, run_job
 from lakeforge.errors import EXIT_ALERT
-from lakeforge.monitor import monitor_drift
-from lakeforge.score import latest_scored
-from lakeforge.runs import record_job_run
-from lakeforge.spark import lakeforge_builder
-
 
 
 def main(argv=None) -> int:
@@ -30,19 +22,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            with record_job_run(spark, settings, "monitor"):
-                check_configuration(spark, settings)
-                scored = latest_scored(spark, settings, alias=args.alias, version=args.version)
-                result = monitor_drift(spark, settings, scored)
-        finally:
-            spark.stop()
+        from dataclasses import asdict
+
+        from lakeforge.check import check_configuration
+        from lakeforge.monitor import monitor_drift
+        from lakeforge.score import latest_scored
+
+        with job_context(args, "monitor") as ctx:
+            check_configuration(ctx.spark, ctx.settings)
+            scored = latest_scored(ctx.spark, ctx.settings, alias=args.alias, version=args.version)
+            result = ctx.done(monitor_drift(ctx.spark, ctx.settings, scored))
         print(json.dumps(asdict(result), default=str))
         return EXIT_ALERT if result.alerts else 0
 
-    return run_job(job, args.log_level)
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

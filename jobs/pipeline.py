@@ -8,12 +8,8 @@ Exit 0 when done, 3 when monitoring raised an alert (after the summary), 2 on an
 
 import sys
 
-from lakeforge.cli import add_promote_option, job_parser, run_job
-from lakeforge.config import load_settings
+from lakeforge.cli import add_promote_option, job_context, job_parser, run_job
 from lakeforge.errors import EXIT_ALERT
-from lakeforge.pipeline import run_pipeline, summary_lines
-from lakeforge.runs import record_job_run
-from lakeforge.spark import lakeforge_builder
 
 
 def main(argv=None) -> int:
@@ -25,19 +21,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            with record_job_run(spark, settings, "pipeline") as run:
-                result = run_pipeline(spark, settings, stage_demo=args.demo_data, force_train=args.force_train,
-                                      promote=args.promote)
-                run.mlflow_run_id = result.trained.run_id if result.trained.retrained else None
-        finally:
-            spark.stop()
-        print("\n".join(summary_lines(settings, result) + run.summary_lines(settings.cost.currency)))
+        from lakeforge.pipeline import run_pipeline, summary_lines
+
+        with job_context(args, "pipeline") as ctx:
+            result = run_pipeline(ctx.spark, ctx.settings, stage_demo=args.demo_data, force_train=args.force_train,
+                                  promote=args.promote)
+            ctx.run.mlflow_run_id = result.trained.run_id if result.trained.retrained else None
+        print("\n".join(summary_lines(ctx.settings, result) + ctx.run.summary_lines(ctx.settings.cost.currency)))
         return EXIT_ALERT if result.drift.alerts else 0
 
-    return run_job(job, args.log_level)
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

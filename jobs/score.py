@@ -9,14 +9,8 @@ does not match the model's signature, or --incremental finds no Change Data Feed
 
 import json
 import sys
-from dataclasses import asdict
 
-from lakeforge.cli import job_parser, run_job
-from lakeforge.check import check_configuration
-from lakeforge.config import load_settings
-from lakeforge.score import score_table
-from lakeforge.runs import record_job_run
-from lakeforge.spark import lakeforge_builder
+from lakeforge.cli import job_context, job_parser, run_job
 
 
 def main(argv=None) -> int:
@@ -31,18 +25,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            with record_job_run(spark, settings, "score"):
-                check_configuration(spark, settings)
-                result = score_table(spark, settings, model_name=args.model, alias=args.alias, version=args.version,
-                                     input_path=args.input, incremental=args.incremental)
-        finally:
-            spark.stop()
+        from dataclasses import asdict
+
+        from lakeforge.check import check_configuration
+        from lakeforge.score import score_table
+
+        with job_context(args, "score") as ctx:
+            check_configuration(ctx.spark, ctx.settings)
+            result = ctx.done(score_table(ctx.spark, ctx.settings, model_name=args.model, alias=args.alias,
+                                          version=args.version, input_path=args.input, incremental=args.incremental))
         print(json.dumps(asdict(result)))
 
-    return run_job(job, args.log_level)
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,7 @@ With a checkpoint under the lakehouse, a stopped or killed stream resumes where 
 import json
 import sys
 
-from lakeforge.cli import job_parser, run_job
-from lakeforge.config import load_settings
-from lakeforge.ingest.stream import start_stream
-from lakeforge.spark import lakeforge_builder
+from lakeforge.cli import job_context, job_parser, run_job
 
 
 def main(argv=None) -> int:
@@ -24,20 +21,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            query = start_stream(spark, settings, args.source, available_now=args.available_now,
+        from lakeforge.ingest.stream import start_stream
+
+        with job_context(args, "stream", record=False) as ctx:
+            query = start_stream(ctx.spark, ctx.settings, args.source, available_now=args.available_now,
                                  processing_time=args.processing_time, max_files_per_trigger=args.max_files_per_trigger,
                                  on_batch=lambda result: print(json.dumps(result.as_dict()), flush=True))
             query.awaitTermination(args.timeout)
             query.stop()
             if query.exception() is not None:
                 raise RuntimeError(f"stream {args.source} failed: {query.exception()}")
-        finally:
-            spark.stop()
 
-    return run_job(job, args.log_level)
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

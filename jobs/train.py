@@ -5,15 +5,8 @@
 
 import json
 import sys
-from dataclasses import asdict
 
-from lakeforge.cli import add_promote_option, job_parser, run_job
-from lakeforge.check import check_configuration
-from lakeforge.config import load_settings
-from lakeforge.features import build_gold_table
-from lakeforge.runs import record_job_run
-from lakeforge.spark import lakeforge_builder
-from lakeforge.train import train_model
+from lakeforge.cli import add_promote_option, job_context, job_parser, run_job
 
 
 def main(argv=None) -> int:
@@ -23,19 +16,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def job():
-        settings = load_settings(args.env, args.conf_dir)
-        spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
-        try:
-            with record_job_run(spark, settings, "train") as run:
-                check_configuration(spark, settings)
-                gold = build_gold_table(spark, settings)
-                result = train_model(spark, settings, gold, force=args.force, promote=args.promote)
-                run.mlflow_run_id = result.run_id if result.retrained else None
-        finally:
-            spark.stop()
+        from dataclasses import asdict
+
+        from lakeforge.check import check_configuration
+        from lakeforge.features import build_gold_table
+        from lakeforge.train import train_model
+
+        with job_context(args, "train") as ctx:
+            check_configuration(ctx.spark, ctx.settings)
+            gold = build_gold_table(ctx.spark, ctx.settings)
+            result = ctx.done(train_model(ctx.spark, ctx.settings, gold, force=args.force, promote=args.promote))
+            ctx.run.mlflow_run_id = result.run_id if result.retrained else None
         print(json.dumps(asdict(result)))
 
-    return run_job(job, args.log_level)
+    return run_job(job, args)
 
 
 if __name__ == "__main__":

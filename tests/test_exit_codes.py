@@ -11,6 +11,7 @@ import pytest
 
 from lakeforge.cli import run_job
 from lakeforge.config import ConfigError
+from lakeforge.logs import fields_of
 from lakeforge.errors import (EXIT_CODES, DataQualityError, EnvironmentSetupError, InfrastructureError, InputError,
                               LakeforgeError, MissingInputError)
 from lakeforge.features import GoldTable
@@ -57,7 +58,14 @@ def test_anything_else_is_a_bug_with_its_traceback_and_exit_1(bug, capsys, caplo
     assert len(failed) == 1 and failed[0].exc_info[1] is bug
 
 
-def test_a_breached_expectation_exits_5(spark, tmp_path, flights_rows):  # noqa: F811 - the fixture
+def _stage_events(caplog, job: str) -> list[dict]:
+    """The job context's ``stage=<job>`` lines, their fields without the seconds."""
+    return [{k: v for k, v in fields_of(r).items() if k != "seconds"} for r in caplog.records
+            if fields_of(r).get("stage") == job]
+
+
+def test_a_breached_expectation_exits_5(spark, tmp_path, flights_rows, caplog):  # noqa: F811 - the fixture
+    caplog.set_level(logging.INFO, logger="lakeforge")
     header, rows = flights_rows
     settings = settings_for(tmp_path)
     cancelled = [_set(header, r, "arr_delay", "NA") for r in rows[:30]]  # 30% cancelled: few_cancelled breached
@@ -69,9 +77,12 @@ def test_a_breached_expectation_exits_5(spark, tmp_path, flights_rows):  # noqa:
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "failed expectation(s): few_cancelled: 0.3 (threshold 0.1)" in errors[0]
     assert "Traceback" not in err
+    assert _stage_events(caplog, "ingest") == [{"stage": "ingest", "event": "start"},
+                                               {"stage": "ingest", "event": "failed", "error": "DataQualityError"}]
 
 
-def test_a_refused_challenger_exits_4_when_promotion_is_required(spark, tmp_path):
+def test_a_refused_challenger_exits_4_when_promotion_is_required(spark, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="lakeforge")
     gold = str(tmp_path / "gold")
     spark.createDataFrame(toy_rows(1500), TOY_SCHEMA).write.format("delta").save(gold)
     base = settings_for(tmp_path)
@@ -83,6 +94,9 @@ def test_a_refused_challenger_exits_4_when_promotion_is_required(spark, tmp_path
     code, out, _ = run_in_process(spark, "gate", settings, "--require-promotion")
     assert code == 4
     assert '"promoted": false' in out and "is below model.min_auc 0.99" in out
+    assert _stage_events(caplog, "gate") == [{"stage": "gate", "event": "start"},
+                                             {"stage": "gate", "event": "end", "rows": None, "wrote": None,
+                                              "version": trained.model_version, "promoted": False}]
     challenger = mlflow_client(settings.mlflow).get_model_version_by_alias("toy_refused", "challenger")
     assert int(challenger.version) == trained.model_version
     code, _, _ = run_in_process(spark, "gate", settings)  # without --require-promotion a refusal is not a failure

@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from scipy.stats import chi2_contingency, ks_2samp
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from lakeforge import cli
 from lakeforge.config import (ColumnSpec, FeatureSettings, MonitorSettings, MonitorThresholds, SourceSpec,
                               SplitSettings, Threshold)
 from lakeforge.features import GoldTable
@@ -228,8 +229,8 @@ def _run_job(spark, settings):
 
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
-        mp.setattr(job, "load_settings", lambda env, conf_dir: settings)
-        mp.setattr(job, "lakeforge_builder", lambda spark_settings, master: Builder())
+        mp.setattr(cli, "load_settings", lambda env, conf_dir: settings)
+        mp.setattr(cli, "lakeforge_builder", lambda spark_settings, master: Builder())
         mp.setattr(spark, "stop", lambda: None)
         code = job.main(["--env", "local"])
     return code, json.loads(out.getvalue().strip().splitlines()[-1])

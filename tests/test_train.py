@@ -136,35 +136,48 @@ def test_a_run_logs_evaluation_artifacts_and_balance(spark, toy_gold, tmp_path):
     assert {a.path for a in client.list_artifacts(result.run_id)} >= {"registry_gate.json", "model", "evaluation"}
 
 
-def _search_settings(tmp_path, strategy, parallelism=1, max_evals=4):
+def _search_settings(tmp_path, strategy, parallelism=1, max_evals=4, engine="hyperopt"):
     from lakeforge.config import SearchSettings
     settings = _settings(tmp_path)
-    search = SearchSettings(strategy=strategy, max_evals=max_evals, parallelism=parallelism, sample_rows=1500,
+    search = SearchSettings(engine=engine, strategy=strategy, max_evals=max_evals, parallelism=parallelism,
+                            sample_rows=1500,
                             space={"max_depth": {"quniform": [2, 6, 1]}, "learning_rate": {"loguniform": [0.05, 0.5]},
                                    "n_estimators": {"choice": [10, 30]}})
     return settings.model_copy(update={"model": settings.model.model_copy(update={"search": search})})
 
 
-def test_parallel_search_logs_a_nested_run_per_trial_and_is_reproducible(spark, toy_gold, tmp_path):
-    first = train_model(spark, _search_settings(tmp_path / "a", "parallel"), toy_gold)
-    again = train_model(spark, _search_settings(tmp_path / "b", "parallel"), toy_gold)
+@pytest.mark.parametrize("engine", ["hyperopt", "optuna"])
+def test_parallel_search_logs_a_nested_run_per_trial_and_is_reproducible(spark, toy_gold, tmp_path, engine):
+    first = train_model(spark, _search_settings(tmp_path / "a", "parallel", engine=engine), toy_gold)
+    again = train_model(spark, _search_settings(tmp_path / "b", "parallel", engine=engine), toy_gold)
     client_a = mlflow_client(_settings(tmp_path / "a").mlflow)
     parent = client_a.get_run(first.run_id)
     children = client_a.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{first.run_id}'")
     assert len(children) == 4 == parent.data.metrics["search_trials"]
     assert all("validation_auc" in c.data.metrics and "max_depth" in c.data.params for c in children)
+    assert {c.data.params["engine"] for c in children} == {engine} == {parent.data.tags["search_engine"]}
     best = max(c.data.metrics["validation_auc"] for c in children)
     assert parent.data.metrics["search_best_validation_auc"] == pytest.approx(best)
     params_a = {k: v for k, v in parent.data.params.items() if k in ("max_depth", "learning_rate", "n_estimators")}
     parent_b = mlflow_client(_settings(tmp_path / "b").mlflow).get_run(again.run_id)
     assert params_a == {k: v for k, v in parent_b.data.params.items() if k in params_a}
     assert first.metrics["auc"] > 0.8
+    if engine == "optuna":  # the study is named after the model, data version and config: a rerun continues it
+        assert parent.data.tags["search_study"].startswith("toy_model-v0-")
+        assert (tmp_path / "a" / "lakehouse" / "search" / "optuna.db").is_file()
+        rerun = train_model(spark, _search_settings(tmp_path / "a", "parallel", engine=engine), toy_gold, force=True)
+        rerun_run = client_a.get_run(rerun.run_id)
+        assert rerun_run.data.tags["search_study"] == parent.data.tags["search_study"]
+        assert rerun_run.data.metrics["search_new_trials"] == 0 and rerun_run.data.metrics["search_trials"] == 4
+        assert {k: v for k, v in rerun_run.data.params.items() if k in params_a} == params_a
 
 
-def test_distributed_search_fits_xgboost_spark_per_trial(spark, toy_gold, tmp_path):
-    result = train_model(spark, _search_settings(tmp_path, "distributed", max_evals=2), toy_gold)
+@pytest.mark.parametrize("engine", ["hyperopt", "optuna"])
+def test_distributed_search_fits_xgboost_spark_per_trial(spark, toy_gold, tmp_path, engine):
+    result = train_model(spark, _search_settings(tmp_path, "distributed", max_evals=2, engine=engine), toy_gold)
     run = mlflow_client(_settings(tmp_path).mlflow).get_run(result.run_id)
     assert run.data.metrics["search_trials"] == 2 and run.data.tags["search_strategy"] == "distributed"
+    assert run.data.tags["search_engine"] == engine
 
 
 def test_search_space_shape_is_checked():

@@ -121,11 +121,12 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_on_a_local_cluster(tmp_pa
     assert _checkpoints(tmp_path / "checkpoints") == []           # removed once the model is trained
 
 
-def test_a_search_over_network_settings_runs_each_trial_distributed(spark, toy_gold, tmp_path):
+@pytest.mark.parametrize("engine", ["hyperopt", "optuna"])
+def test_a_search_over_network_settings_runs_each_trial_distributed(spark, toy_gold, tmp_path, engine):
     from lakeforge.config import SearchSettings
 
     settings = _deep_settings(tmp_path, max_epochs=3)
-    search = SearchSettings(strategy="distributed", max_evals=2, space={
+    search = SearchSettings(engine=engine, strategy="distributed", max_evals=2, space={
         "learning_rate": {"loguniform": [0.001, 0.01]}, "hidden_units": {"choice": [16, 32]}})
     settings = settings.model_copy(update={"model": settings.model.model_copy(update={"search": search})})
     result = train_model(spark, settings, toy_gold)
@@ -134,6 +135,7 @@ def test_a_search_over_network_settings_runs_each_trial_distributed(spark, toy_g
     trials = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert len(trials) == 2 == run.data.metrics["search_trials"]
     assert {t.data.params["strategy"] for t in trials} == {"distributed"}
+    assert {t.data.params["engine"] for t in trials} == {engine} == {run.data.tags["search_engine"]}
     best = max(trials, key=lambda t: t.data.metrics["validation_auc"])
     assert run.data.metrics["search_best_validation_auc"] == pytest.approx(best.data.metrics["validation_auc"])
     assert int(run.data.params["deep_hidden_units"]) == int(best.data.params["hidden_units"])

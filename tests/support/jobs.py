@@ -9,6 +9,7 @@ import io
 
 import pytest
 
+from lakeforge import cli
 from tests.conftest import ROOT
 
 
@@ -29,8 +30,8 @@ def run_in_process(spark, name: str, settings, *argv: str) -> tuple[int, str, st
 
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        mp.setattr(job, "load_settings", lambda env, conf_dir: settings)
-        mp.setattr(job, "lakeforge_builder", lambda spark_settings, master: Builder())
+        mp.setattr(cli, "load_settings", lambda env, conf_dir: settings)
+        mp.setattr(cli, "lakeforge_builder", lambda spark_settings, master: Builder())
         mp.setattr(spark, "stop", lambda: None)
         code = job.main(["--env", "local", *argv])
     return code, out.getvalue(), err.getvalue()

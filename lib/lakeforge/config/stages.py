@@ -118,11 +118,18 @@ SPACE_KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3, "ra
 
 
 class SearchSettings(_Frozen):
-    """A Hyperopt search over booster parameters (TPE)."""
+    """A TPE search over model parameters (``lakeforge.train.tuning``), by Hyperopt or Optuna."""
 
+    engine: Literal["hyperopt", "optuna"] = Field(
+        "hyperopt", description="hyperopt: fmin with SparkTrials / Trials; optuna: a TPE study kept in "
+                                "search.storage (default: SQLite under <storage.root>/search), so a rerun of the same "
+                                "training continues it")
+    storage: str | None = Field(None, description="optuna engine: the study storage URL (SQLAlchemy, e.g. "
+                                                  "postgresql://host/db or sqlite:////abs/path/optuna.db); required "
+                                                  "when storage.root is not a local path")
     strategy: Literal["none", "parallel", "distributed"] = Field(
-        "none", description="parallel: SparkTrials, single-node xgboost per trial on a sample; "
-                            "distributed: plain Trials, each trial an xgboost.spark fit")
+        "none", description="parallel: trials on Spark executors, single-node xgboost per trial on a sample; "
+                            "distributed: trials one after another on the driver, each an xgboost.spark fit")
     max_evals: int = Field(16, ge=1)
     parallelism: int = Field(2, ge=1, description="parallel strategy: trials at once")
     timeout_seconds: int | None = Field(None, ge=1)
@@ -130,6 +137,13 @@ class SearchSettings(_Frozen):
     sample_rows: int = Field(200_000, ge=100, description="parallel strategy: training rows each trial sees")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="latest share of the training split used to score trials")
     space: dict[str, dict[str, list[float | int | str]]] = Field(default_factory=dict)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("expected a database URL such as sqlite:////abs/path/optuna.db or postgresql://host/optuna")
+        return value
 
     @field_validator("space")
     @classmethod

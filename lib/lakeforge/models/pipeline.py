@@ -60,7 +60,7 @@ class SparkPipelineModel:
     def log_model(self, *, signature, input_example, pip_requirements: list[str]):
         import mlflow.spark
 
-        return mlflow.spark.log_model(self.pipeline, name="model", signature=signature, input_example=input_example,
+        return mlflow.spark.log_model(self.pipeline, "model", signature=signature, input_example=input_example,
                                       pip_requirements=pip_requirements)
 
     def _score_arrow(self, frame: DataFrame, keep: list[str]) -> DataFrame:

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings, ModelSettings
+from lakeforge.logs import kv
 from lakeforge.train.estimator import build_pipeline, fit_pipeline, holdout_metrics
 from lakeforge.train.splits import fold_column
 
@@ -34,7 +35,7 @@ def cross_validate(features: FeatureSettings, model: ModelSettings, train: DataF
             fitted = fit_pipeline(pipeline, with_folds.where(F.col(FOLD_COL) != fold), model.task)
             metrics = holdout_metrics(fitted.score(with_folds.where(F.col(FOLD_COL) == fold)), model.task)
             per_fold.append(metrics)
-            log.info("cross-validation fold %s/%s: %s", fold + 1, folds, metrics)
+            log.info("cross-validation fold", extra=kv(fold=f"{fold + 1}/{folds}", **metrics))
     finally:
         with_folds.unpersist()
     summary = {}

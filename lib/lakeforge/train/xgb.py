@@ -22,7 +22,7 @@ def fit_xgboost(spark: SparkSession, settings: Settings, train: DataFrame, key: 
     """Search (when configured), cross-validate (when configured) and fit on ``train``; log the parameters."""
     features, model = settings.features, settings.model
     classify = model.task == "classification"
-    search = run_search(spark, features, model, train, params, device, key, workers)
+    search = run_search(spark, features, model, train, params, device, key, workers, settings=settings)
     if search is not None:
         params = search.best_params
         mlflow.log_metrics({f"search_best_validation_{model.gate_metric}": search.best_validation_score,

@@ -1,22 +1,20 @@
-"""The torch path of ``train_model``: preprocessing, staging, an optional Hyperopt search (plain ``Trials``: each
-trial is itself a distributed run, hyperopt#633), the final distributed fit, and its MLflow records."""
+"""The torch path of ``train_model``: preprocessing, staging, an optional search (``train.tuning``, Hyperopt or
+Optuna, strategy ``distributed``: each trial is itself a distributed run), the final distributed fit, and its MLflow
+records."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import mlflow
-import numpy as np
-from hyperopt import STATUS_OK, Trials, fmin, space_eval, tpe
 from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.train.deep import FittedNetwork, checkpoint_folder, fit_network, with_params
 from lakeforge.train.deep.data import VALIDATION, fit_preprocessing, stage_training_table
 from lakeforge.train.estimator import holdout_metrics
-from lakeforge.train.search import SearchResult, _log_trials, _no_progress, clean_params, hyperopt_space
 from lakeforge.train.splits import validation_flag
+from lakeforge.train.tuning import SearchResult, search, study_for
 
 DEEP_INTEGER = frozenset({"batch_size", "hidden_units", "hidden_layers", "embedding_dim"})
 
@@ -55,30 +53,23 @@ def train_network(spark: SparkSession, settings: Settings, train: DataFrame, key
 
 def _search(spark: SparkSession, settings: Settings, staged, preprocessing, validation: DataFrame,
             identity: dict[str, Any]) -> SearchResult:
+    """Each trial a distributed fit of the network, scored on the validation rows (``train.tuning``)."""
     model = settings.model
-    search, classify, metric = model.search, model.task == "classification", model.gate_metric
-    sign = -1.0 if classify else 1.0  # hyperopt minimises: -AUC, RMSE
+    metric = model.gate_metric
+    study = study_for(settings, identity) if model.search.engine == "optuna" else None
     validation = validation.persist()
 
-    def objective(sampled: dict[str, Any]) -> dict[str, Any]:
-        params = clean_params(sampled, DEEP_INTEGER)
-        started = time.time()
-        trial = with_params(model.deep, params)
+    def objective(params: dict[str, Any]) -> float:
         folder = checkpoint_folder(settings, {**identity, "trial": params})
-        fitted = fit_network(spark, trial, staged, preprocessing, seed=model.seed, checkpoint_dir=folder)
-        score = holdout_metrics(fitted.score(validation), model.task)[metric]
-        return {"loss": sign * score, "status": STATUS_OK, "duration": time.time() - started}
+        fitted = fit_network(spark, with_params(model.deep, params), staged, preprocessing, seed=model.seed,
+                             checkpoint_dir=folder)
+        return holdout_metrics(fitted.score(validation), model.task)[metric]
 
-    trials = Trials()
     try:
-        best = fmin(objective, hyperopt_space(search.space), algo=tpe.suggest, max_evals=search.max_evals,
-                    timeout=search.timeout_seconds, trials=trials, rstate=np.random.default_rng(model.seed),
-                    early_stop_fn=_no_progress(search.no_progress_evals) if search.no_progress_evals else None,
-                    show_progressbar=False)
+        result = search(objective, model.search, seed=model.seed, metric=metric,
+                        maximize=model.task == "classification", integers=DEEP_INTEGER, spark=spark, study=study)
     finally:
         validation.unpersist()
-    _log_trials(trials, search, metric, sign, DEEP_INTEGER)
-    best_params = clean_params(space_eval(hyperopt_space(search.space), best), DEEP_INTEGER)
-    mlflow.log_metrics({f"search_best_validation_{metric}": sign * min(trials.losses()), "search_trials": len(trials.trials)})
-    mlflow.set_tag("search_strategy", "distributed")
-    return SearchResult(best_params, sign * min(trials.losses()), len(trials.trials), "distributed", metric)
+    mlflow.log_metrics({f"search_best_validation_{metric}": result.best_validation_score, "search_trials": result.trials})
+    mlflow.set_tag("search_strategy", result.strategy)
+    return result

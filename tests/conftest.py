@@ -145,3 +145,15 @@ def mlflow_server(tmp_path_factory):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def toy_gold(spark, tmp_path_factory):
+    """3,000 toy rows (tests/support/toy.py) as a gold table at version 0."""
+    from lakeforge.tables import GoldTable
+    from tests.support.toy import TOY_SCHEMA, toy_rows
+
+    rows = toy_rows(3000)
+    path = str(tmp_path_factory.mktemp("gold") / "toy")
+    spark.createDataFrame(rows, TOY_SCHEMA).write.format("delta").save(path)
+    return GoldTable(path, 0, len(rows), True, {})

@@ -14,13 +14,13 @@ from lakeforge.config import ConfigError
 from lakeforge.logs import fields_of
 from lakeforge.errors import (EXIT_CODES, DataQualityError, EnvironmentSetupError, InfrastructureError, InputError,
                               LakeforgeError, MissingInputError)
-from lakeforge.features import GoldTable
+from lakeforge.tables import GoldTable
 from lakeforge.train import train_model
 from lakeforge.models.registry import mlflow_client
 from tests.conftest import settings_for
 from tests.support.jobs import run_in_process
 from tests.test_ingest_dirty import _csv, _set, flights_rows  # noqa: F401 - the fixture, reused
-from tests.test_train import FEATURES, TOY_SCHEMA, toy_rows
+from tests.support.toy import FEATURES, TOY_SCHEMA, toy_rows
 
 
 @pytest.mark.parametrize("error, code", [

@@ -24,7 +24,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from lakeforge import cli
 from lakeforge.config import (ColumnSpec, FeatureSettings, MonitorSettings, MonitorThresholds, SourceSpec,
                               SplitSettings, Threshold)
-from lakeforge.features import GoldTable
+from lakeforge.tables import GoldTable
 from lakeforge.monitor import EPSILON, drift_between, monitor_drift, population_stability_index
 from lakeforge.monitor import alerts as alerts_module
 from lakeforge.monitor.alerts import post_webhook

@@ -9,7 +9,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakeforge.config import ColumnSpec, FeatureSettings, SearchSettings, SourceSpec, SplitSettings
-from lakeforge.features import GoldTable
+from lakeforge.tables import GoldTable
 from lakeforge.score import (ChangeDataFeedError, EmptyInputError, PredictionsTableError, latest_scored,
                              predictions_path, score_table)
 from lakeforge.train import train_model

@@ -6,7 +6,6 @@ and while scoring runs; the jobs finish through Spark's retries with exactly the
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import shutil

@@ -1,17 +1,16 @@
 """Training: checks before any Spark job, the registry gate, and what a run leaves in MLflow."""
 
-import datetime as dt
 import random
 
 import pytest
 
 from lakeforge.config import FeatureSettings, SplitSettings
-from lakeforge.features import GoldTable
+from lakeforge.models.registry import mlflow_client
 from lakeforge.train import train_model
 from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
 from lakeforge.train.gate import decide
-from lakeforge.models.registry import mlflow_client
 from tests.conftest import settings_for
+from tests.support.toy import FEATURES
 
 
 def test_unknown_removed_and_out_of_range_params_are_named_with_the_fix():
@@ -67,34 +66,6 @@ def test_more_workers_than_task_slots_fails_before_training(spark):
 def test_gate_rule(auc, champion_auc, promote, promoted):
     model = settings_for_demo().model.model_copy(update={"min_auc": 0.65, "min_improvement": 0.01})
     assert decide(2, auc, 1 if champion_auc else None, champion_auc, model, promote).promoted is promoted
-
-
-FEATURES = FeatureSettings(
-    table="toy", base="toy", label="y", categorical=("c",), numeric=("x1", "x2"),
-    split=SplitSettings(column="d", test_from="2024-03-01"),
-)
-
-
-TOY_SCHEMA = "id long, c string, x1 double, x2 double, y int, d date"
-
-
-def toy_rows(count: int) -> list[tuple]:
-    """Seeded rows whose label needs both features (an interaction): a stump cannot learn it."""
-    rng = random.Random(11)
-    rows = []
-    for i in range(count):
-        x1, x2 = rng.uniform(-1, 1), rng.uniform(-1, 1)
-        y = int((x1 * x2 > 0) != (rng.random() < 0.1))
-        rows.append((i, rng.choice("abc"), x1, x2, y, dt.date(2024, 1, 1) + dt.timedelta(days=i % 90)))
-    return rows
-
-
-@pytest.fixture(scope="module")
-def toy_gold(spark, tmp_path_factory):
-    rows = toy_rows(3000)
-    path = str(tmp_path_factory.mktemp("gold") / "toy")
-    spark.createDataFrame(rows, TOY_SCHEMA).write.format("delta").save(path)
-    return GoldTable(path, 0, len(rows), True, {})
 
 
 def _settings(tmp_path, min_auc=0.7, **params):

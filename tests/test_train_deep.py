@@ -16,7 +16,7 @@ from lakeforge.train.checks import TrainingConfigError
 from lakeforge.train.deep import check_deep
 from lakeforge.models.registry import mlflow_client
 from tests.conftest import ROOT, settings_for
-from tests.test_train import FEATURES, toy_gold  # noqa: F401 - the shared seeded gold table fixture
+from tests.support.toy import FEATURES
 
 HOROVOD = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import horovod.torch, horovod.spark"], capture_output=True).returncode != 0,

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from lakeforge.config import FeatureSettings, SplitSettings
-from lakeforge.features import GoldTable
+from lakeforge.tables import GoldTable
 from lakeforge.train import train_model
 from lakeforge.train.checks import TrainingConfigError, check_cluster
 from lakeforge.models.registry import mlflow_client

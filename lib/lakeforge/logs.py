@@ -179,15 +179,22 @@ _owns_console = False
 
 
 def quiet_libraries() -> None:
-    """Once a job's imports are done (``lakeforge.cli.job_context`` calls this), switch off what the libraries
-    imported by then print around logging, when lakeforge owns the console: MLflow's ``eprint`` lines
-    ("Successfully registered model ...", when its logger goes through the console), Optuna's own handler (its
-    records then go through the console's filter like any other library's)."""
+    """Once a job's imports are done (``lakeforge.cli.job_context`` calls this), route what the libraries imported
+    by then print around logging through the console, when lakeforge owns it: MLflow's ``eprint`` lines
+    ("Successfully registered model ...", printed to a stream MLflow switches back on by itself) become INFO
+    records of ``mlflow.events``; Optuna's records go through the root logger instead of its own handler. Like
+    any other library's INFO records, the console then drops them."""
     if not _owns_console:
         return
     mlflow_logging = sys.modules.get("mlflow.utils.logging_utils")
     if mlflow_logging is not None and not logging.getLogger("mlflow").handlers:
-        mlflow_logging.disable_logging()
+        events = logging.getLogger("mlflow.events")
+
+        def write(text: str) -> None:
+            if text.strip():
+                events.info(text.strip())
+
+        mlflow_logging.MLFLOW_LOGGING_STREAM.write = write
     optuna_logging = sys.modules.get("optuna.logging")
     if optuna_logging is not None:
         optuna_logging.disable_default_handler()

@@ -11,12 +11,12 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from lakeforge.config import DeepSettings, SparkSettings
-from lakeforge.features import GoldTable
+from lakeforge.tables import GoldTable
 from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
 from lakeforge.train import train_model
 from lakeforge.models.registry import mlflow_client
 from tests.conftest import settings_for
-from tests.test_train import FEATURES, TOY_SCHEMA, toy_rows
+from tests.support.toy import FEATURES, TOY_SCHEMA, toy_rows
 
 jar_cache, work, master = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 backend = sys.argv[4] if len(sys.argv) > 4 else "torch_distributor"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lakeforge.config import SearchSettings
-from lakeforge.features import GoldTable
+from lakeforge.tables import GoldTable
 from tests.conftest import settings_for
-from tests.test_train import FEATURES, TOY_SCHEMA, toy_rows
+from tests.support.toy import FEATURES, TOY_SCHEMA, toy_rows
 
 ROWS = 1500
 

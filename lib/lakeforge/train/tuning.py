@@ -228,6 +228,8 @@ def _optuna(objective: Objective, settings: SearchSettings, seed: int, maximize:
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()  # its warnings go through lakeforge's handler, formatted like ours
+    optuna.logging.enable_propagation()
     study = optuna.create_study(storage=place.storage, study_name=place.name, load_if_exists=True,
                                 direction="maximize" if maximize else "minimize")
     abandoned = _fail_abandoned(study)

@@ -105,6 +105,16 @@ def test_a_run_logs_evaluation_artifacts_and_balance(spark, toy_gold, tmp_path):
     assert float(run.data.params["scale_pos_weight"]) == pytest.approx(
         (1 - run.data.metrics["train_positive_rate"]) / run.data.metrics["train_positive_rate"], rel=1e-6)
     assert {a.path for a in client.list_artifacts(result.run_id)} >= {"registry_gate.json", "model", "evaluation"}
+    # The run is named after the job, model and data version; its training data is an MLflow dataset input.
+    assert run.info.run_name == f"train toy_model on toy@v{toy_gold.version}"
+    (dataset,) = [d.dataset for d in run.inputs.dataset_inputs]
+    assert dataset.name == f"toy@v{toy_gold.version}" and dataset.source_type == "delta_table"
+    assert toy_gold.path in dataset.source
+    # Model and version say what they are in the registry.
+    described = client.get_model_version("toy_model", str(result.model_version)).description
+    assert described.startswith(f"Trained on {toy_gold.path} at Delta version {toy_gold.version} ")
+    assert f"auc {result.metrics['auc']:.4f}" in described and "Gate: " in described
+    assert client.get_registered_model("toy_model").description.startswith("lakeforge classification model (xgboost)")
 
 
 def _search_settings(tmp_path, strategy, parallelism=1, max_evals=4, engine="hyperopt"):

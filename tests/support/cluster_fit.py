@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from lakeforge.config import FeatureSettings, ModelSettings, SparkSettings, SplitSettings
 from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
 from lakeforge.train.checks import check_cluster
-from lakeforge.train.estimator import build_pipeline, holdout_metrics
+from lakeforge.train.estimator import build_pipeline, fit_pipeline, holdout_metrics
 
 jar_cache = sys.argv[1]
 settings = SparkSettings(jar_cache=jar_cache)
@@ -29,9 +29,9 @@ try:
                                split=SplitSettings(column="x1", test_from="0"))
     model = ModelSettings(registered_name="m", num_workers=2, params={"n_estimators": 30, "max_depth": 3})
     check_cluster(spark, model.num_workers)
-    fitted = build_pipeline(features, model).fit(train)
+    fitted = fit_pipeline(build_pipeline(features, model), train, model.task)
     executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver
-    print(json.dumps({"auc": holdout_metrics(fitted.transform(test))["auc"], "executors": executors,
+    print(json.dumps({"auc": holdout_metrics(fitted.score(test))["auc"], "executors": executors,
                       "master": spark.sparkContext.master}))
 finally:
     spark.stop()

@@ -12,15 +12,11 @@ import html
 import io
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure  # figures without pyplot: no backend switched, nothing shown
 
-matplotlib.use("Agg")  # files only, no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lakeforge.config import ABSOLUTE, LOWER_IS_WORSE  # noqa: E402
-from lakeforge.monitor.performance import WindowPerformance  # noqa: E402
-from lakeforge.monitor.stats import ColumnDrift  # noqa: E402
+from lakeforge.config import ABSOLUTE, LOWER_IS_WORSE
+from lakeforge.monitor.performance import WindowPerformance
+from lakeforge.monitor.stats import ColumnDrift
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}
@@ -36,16 +32,21 @@ _TREND = {"classification": ("auc", "pr_auc", "calibration_error"), "regression"
 _STATUS_RANK = {"alert": 2, "warn": 1}
 
 
+
+def _subplots(figsize):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def drift_plot(drift: ColumnDrift) -> str:
     """Grouped bars: share of present values per bin, baseline (training split) and this batch."""
-    fig, ax = plt.subplots(figsize=(6.2, 2.8))
+    fig, ax = _subplots((6.2, 2.8))
     positions = range(len(drift.bin_labels))
     width = 0.4
     ax.bar([p - width / 2 for p in positions], drift.baseline_shares, width, label="baseline (training)", color="#7a9cc6")
@@ -69,7 +70,7 @@ def trend_plot(windows: list[WindowPerformance], task: str) -> str:
     """The headline metrics per window: rows the model never saw as solid lines, rows it was trained on dashed
     and pale; a dotted line where the training data ends."""
     starts = sorted({w.window_start for w in windows if w.window_start is not None})
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    fig, ax = _subplots((7.5, 3.2))
     for colour, name in zip(("#1f77b4", "#ff7f0e", "#2ca02c"), _TREND[task]):
         for in_sample in (False, True):
             by_start = {w.window_start: w.values.get(name) for w in windows if w.in_sample == in_sample}

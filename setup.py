@@ -22,6 +22,8 @@ setup(
     long_description=__doc__,
     package_dir={"": "lib"},
     packages=find_packages("lib"),
+    # `lakeforge JOB ...` runs a job inside this process (a Databricks python_wheel_task, a notebook, spark-submit)
+    entry_points={"console_scripts": ["lakeforge = lakeforge.commands:run"]},
     python_requires=">=3.12",  # xgboost >= 3.3 publishes wheels for Python 3.12+ only
     install_requires=[req for req in [
         "pyspark>=3.5.3,<4.3",      # two lines: 4.2 (constraints.txt) and 3.5 (constraints-spark35.txt)
@@ -40,7 +42,7 @@ setup(
         "matplotlib>=3.8",
     ] if not (SPARK_PROVIDED and req.startswith(("pyspark", "delta-spark")))],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "deltalake>=1.0",
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hypothesis>=6.100", "deltalake>=1.0",
                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",  # notebooks run headless in the tests
                 "vega_datasets>=0.9"],  # a public dataset (Seattle's weather) the tests configure by YAML alone
         "gpu": ["nvidia-ml-py>=12"],  # GPU discovery for device=cuda checks; xgboost's wheel already has CUDA

@@ -32,9 +32,9 @@ from lakeforge.score import score_table  # noqa: E402
 from lakeforge.train import entity_key, train_model  # noqa: E402
 
 
-def build_input(spark, gold_path: str, rows: int, target: str) -> None:
+def build_input(spark, gold_table: str, rows: int, target: str) -> None:
     """The gold rows repeated with the year shifted by the copy number, cut to ``rows``."""
-    gold = spark.read.format("delta").load(gold_path)
+    gold = spark.read.format("delta").load(gold_table)
     base = gold.count()
     copies = -(-rows // base)
     frame = gold.withColumn("_copy", F.explode(F.sequence(F.lit(0), F.lit(copies - 1))))

@@ -1,39 +1,9 @@
-"""Stream a stream_files source: every file dropped into its landing folder goes through bronze and silver.
+"""The stream job as spark-submit runs it (./spark-submit.sh stream ...); its code is lakeforge.commands.stream, which
+`lakeforge stream ...` runs inside a driver that already exists."""
 
-    ./spark-submit.sh stream --env local --source flights_stream [--available-now] [--processing-time "30 seconds"]
-
-With a checkpoint under the lakehouse, a stopped or killed stream resumes where it was, without loss or duplicates.
-"""
-
-import json
 import sys
 
-from lakeforge.cli import job_context, job_parser, run_job
-
-
-def main(argv=None) -> int:
-    parser = job_parser(__doc__.splitlines()[0], __file__)
-    parser.add_argument("--source", required=True, help="a source of kind stream_files")
-    parser.add_argument("--available-now", action="store_true", help="process what has landed, then stop")
-    parser.add_argument("--processing-time", default="30 seconds", help="micro-batch interval when running continuously")
-    parser.add_argument("--max-files-per-trigger", type=int, default=None)
-    parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
-    args = parser.parse_args(argv)
-
-    def job():
-        from lakeforge.ingest.stream import start_stream
-
-        with job_context(args, "stream", record=False) as ctx:
-            query = start_stream(ctx.spark, ctx.settings, args.source, available_now=args.available_now,
-                                 processing_time=args.processing_time, max_files_per_trigger=args.max_files_per_trigger,
-                                 on_batch=lambda result: print(json.dumps(result.as_dict()), flush=True))
-            query.awaitTermination(args.timeout)
-            query.stop()
-            if query.exception() is not None:
-                raise RuntimeError(f"stream {args.source} failed: {query.exception()}")
-
-    return run_job(job, args)
-
+from lakeforge.commands.stream import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(job_file=__file__))

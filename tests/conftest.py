@@ -20,13 +20,34 @@ TEST_PII_KEY = "test-key-0123456789abcdef"
 os.environ.setdefault("LAKEFORGE_PYTHON", sys.executable)
 # local-cluster executors copy the application's jars (about 170 MB an application) into $SPARK_HOME/work (the
 # local-cluster worker takes no work-dir setting), inside the venv, where nothing removes them: the run removes
-# the application folders it added there (its subprocesses' too) when it ends.
+# the application folders it added there (its subprocesses' too) when it ends. Under pytest-xdist (-n) only the
+# controller does, after every worker has ended: a worker that finished first would otherwise remove the folders
+# of a local-cluster application another worker is still running.
 _SPARK_WORK = Path(importlib.util.find_spec("pyspark").origin).parent / "work"
 _WORK_BEFORE = set(os.listdir(_SPARK_WORK)) if _SPARK_WORK.is_dir() else set()
 
 
+def _xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session):
+    """Under pytest-xdist, the controller builds the wheel ./spark-submit.sh ships (lib/lakeforge/launch.py,
+    build/dist/<hash of lib/>) before the workers start: two jobs launched at once would otherwise both build it
+    in the same folder (setuptools' build/ and pip's non-atomic copy of the wheel) while one of them reads it."""
+    config = session.config
+    if _xdist_worker(config) or getattr(config.option, "dist", "no") == "no":
+        return
+    from lakeforge.launch import build_wheel
+
+    try:
+        build_wheel(ROOT)
+    except Exception:  # noqa: BLE001 - the tests that launch jobs report it
+        pass
+
+
 def pytest_unconfigure(config):
-    if _SPARK_WORK.is_dir():
+    if _SPARK_WORK.is_dir() and not _xdist_worker(config):
         for app in set(os.listdir(_SPARK_WORK)) - _WORK_BEFORE:
             shutil.rmtree(_SPARK_WORK / app, ignore_errors=True)
 

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.check import check_configuration
 from lakeforge.config import ConfigError, JoinSpec
-from lakeforge.ingest import silver_path
+from lakeforge.ingest import silver_table
 from tests.conftest import settings_for
 
 HEAD = "the configuration of environment 'local' names what its tables do not have"
@@ -121,7 +121,7 @@ def test_a_labels_table_of_its_own_is_read_for_its_schema(spark, tmp_path):
 
 def test_an_ingested_silver_table_is_read_for_its_real_schema(spark, tmp_path):
     settings = settings_for(tmp_path)
-    path = silver_path(settings, "airlines")
+    path = silver_table(settings, "airlines")
     spark.createDataFrame([("UA", "United Air Lines Inc.", "Chicago")], "carrier string, name string, hq string") \
         .write.format("delta").save(path)
     joins = tuple(j.model_copy(update={"select": {**j.select, "hq": "airline_hq"}}) if j.source == "airlines" else j

@@ -27,7 +27,7 @@ def test_local_paths_resolve_against_the_project_root():
 def test_emr_keeps_remote_paths():
     settings = load_settings("emr", ROOT / "conf")
     assert settings.storage.root == "s3://lakeforge-lakehouse/prod"
-    assert settings.storage.table_path("silver", "flights") == "s3://lakeforge-lakehouse/prod/silver/flights"
+    assert settings.storage.table_ref("silver", "flights") == "s3://lakeforge-lakehouse/prod/silver/flights"
 
 
 def test_settings_are_frozen():
@@ -77,7 +77,7 @@ def test_secrets_are_refused_in_yaml(conf_copy):
 def test_unknown_environment_lists_the_available_ones(conf_copy):
     with pytest.raises(ConfigError) as err:
         load_settings("staging", conf_copy)
-    assert str(err.value) == f"{conf_copy / 'staging.yaml'}: unknown environment 'staging'; available: databricks, databricks_dev, databricks_gpu, databricks_staging, emr, local, local_torch, standalone"
+    assert str(err.value) == f"{conf_copy / 'staging.yaml'}: unknown environment 'staging'; available: databricks, databricks_dev, databricks_gpu, databricks_staging, emr, local, local_catalog, local_torch, standalone"
 
 
 def test_source_key_must_be_declared_columns(conf_copy):
@@ -137,3 +137,59 @@ def test_a_jdbc_url_with_a_password_is_refused_and_harmless_settings_pass(conf_c
     _edit(conf_copy / "local.yaml", lambda d: d["spark"]["conf"].update({
         "spark.security.credentials.hive.enabled": "false", "spark.sql.shuffle.partitions": 4}))
     assert load_settings("local", conf_copy).spark.conf["spark.security.credentials.hive.enabled"] == "false"
+
+
+def test_tables_by_name_in_a_local_catalog_keep_files_apart():
+    settings = load_settings("local_catalog", ROOT / "conf")
+    storage = settings.storage
+    assert storage.by_name and storage.root is None
+    assert storage.table_ref("silver", "flights") == "spark_catalog.lakeforge.silver_flights"
+    assert storage.table_ref("gold", "flight_features") == "spark_catalog.lakeforge.flight_features"
+    assert storage.table_ref("quality", "dq_metrics") == "spark_catalog.lakeforge.dq_metrics"
+    assert storage.file_path("_checkpoints", "flights_stream") == f"{ROOT}/data/files/_checkpoints/flights_stream"
+    # the session catalog is kept between jobs: a Derby metastore and warehouse under storage.metastore
+    assert settings.spark.conf["spark.sql.catalogImplementation"] == "hive"
+    assert settings.spark.conf["spark.sql.warehouse.dir"] == f"{ROOT}/data/catalog/warehouse"
+    assert settings.spark.conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == (
+        f"jdbc:derby:;databaseName={ROOT}/data/catalog/metastore_db;create=true")
+
+
+def test_a_schema_per_layer_keeps_the_layer_prefix():
+    from lakeforge.config import StorageSettings
+
+    storage = StorageSettings(catalog="main", schema="lakeforge", layer_schemas={"bronze": "raw", "gold": "features"},
+                              files="/Volumes/main/lakeforge/files", landing="/Volumes/main/lakeforge/landing")
+    assert storage.table_ref("bronze", "flights") == "main.raw.bronze_flights"
+    assert storage.table_ref("silver", "flights") == "main.lakeforge.silver_flights"
+    assert storage.table_ref("gold", "flight_features") == "main.features.flight_features"
+    assert storage.file_path("monitoring", "reports") == "/Volumes/main/lakeforge/files/monitoring/reports"
+
+
+@pytest.mark.parametrize("storage, message", [
+    ({"catalog": "main", "schema": "lf", "files": "/Volumes/main/lf/files"},
+     "storage.root and storage.schema are both set: tables live either by path under root or by name in schema; "
+     "set root: null (and files: a folder or Volume) to address them by name"),
+    ({"root": None, "catalog": "main", "schema": "lf"},
+     "storage.files is required when tables are addressed by name (schema): the folder or Unity Catalog Volume "
+     "(/Volumes/<catalog>/<schema>/<volume>) for checkpoints and reports"),
+    ({"root": None}, "storage: set root (tables by path) or schema (tables by name in a catalog)"),
+    ({"root": None, "schema": "lf", "files": "/f", "layer_schemas": {"gold_layer": "x"}},
+     "storage.layer_schemas: unknown layer(s) ['gold_layer']; layers: bronze, silver, quarantine, quality, gold, "
+     "predictions, monitoring, operations, staging"),
+])
+def test_storage_addresses_tables_one_way(conf_copy, storage, message):
+    _edit(conf_copy / "local.yaml", lambda d: d.setdefault("storage", {}).update(storage))
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", conf_copy)
+    assert str(err.value) == f"{conf_copy / 'local.yaml'}: storage: Value error, {message}"
+
+
+def test_tables_by_name_need_names_a_catalog_takes(conf_copy):
+    _edit(conf_copy / "local.yaml", lambda d: d.setdefault("storage", {}).update(
+        {"root": None, "schema": "lf", "files": "data/files"}))
+    _edit(conf_copy / "base.yaml", lambda d: d["score"].update(table="flight-delay.predictions"))
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", conf_copy)
+    assert str(err.value) == (f"{conf_copy / 'base.yaml'}: (top level): Value error, storage.schema addresses tables by name, and "
+                              "score.table 'flight-delay.predictions' cannot be part of a table name: use letters, "
+                              "digits and _ only")

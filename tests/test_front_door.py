@@ -34,7 +34,8 @@ print("FRONT-DOOR " + json.dumps({{"code": code, "heavy": sorted(m for m in {hea
 
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          check=False)
 
 
 def test_every_job_is_tested():
@@ -54,7 +55,7 @@ def test_help_prints_the_options_without_importing_heavy_libraries(job):
 
 def test_help_through_the_python_interpreter():
     proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train.py"), "--help"], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("usage: train.py") and proc.stderr == ""
 
 
@@ -63,6 +64,23 @@ def test_the_cli_module_imports_only_the_standard_library_and_lakeforge():
                    "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names))")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['lakeforge', 'lakeforge.cli', 'lakeforge.errors', 'lakeforge.logs']"
+
+
+def test_the_job_modules_import_only_the_standard_library_and_lakeforges_light_modules():
+    """jobs/<job>.py import lakeforge.commands.<job> before parsing: nothing heavy may come with it."""
+    proc = _python("import sys; before = set(sys.modules); import lakeforge.commands; from lakeforge.commands import "
+                   + ", ".join(JOBS) + "; print(sorted(m for m in set(sys.modules) - before "
+                   "if m.split('.')[0] not in sys.stdlib_module_names))")
+    assert proc.returncode == 0, proc.stderr
+    assert eval(proc.stdout) == sorted(["lakeforge", "lakeforge.cli", "lakeforge.errors", "lakeforge.logs",
+                                        "lakeforge.commands", *(f"lakeforge.commands.{job}" for job in JOBS)])
+
+
+def test_every_job_file_is_a_shim_of_its_command_module():
+    for job in JOBS:
+        code = [line for line in (ROOT / "jobs" / f"{job}.py").read_text().split('"""')[2].splitlines() if line]
+        assert code == ["import sys", f"from lakeforge.commands.{job} import main", 'if __name__ == "__main__":',
+                        "    sys.exit(main(job_file=__file__))"], job
 
 
 # A job's main through cli.run_job: lakeforge's lines, other libraries' at INFO (even after they set their own
@@ -179,9 +197,8 @@ def test_a_stage_logs_its_start_and_its_end_with_rows_seconds_and_path(stage_lin
         ingest.done(None, wrote="/lake/silver/flights")
     with logs.stage("maintain", logger) as several:
         several.done([_Scored("/lake/a", 2), _Scored("/lake/b", 3)])
-    with pytest.raises(ZeroDivisionError):
-        with logs.stage("train", logger):
-            raise ZeroDivisionError("boom")
+    with pytest.raises(ZeroDivisionError), logs.stage("train", logger):
+        raise ZeroDivisionError("boom")
     assert [_seconds(line) for line in lines()] == [
         "stage=gold event=start", "stage=gold event=end rows=336776 seconds=S wrote=/lake/gold",
         "stage=ingest event=start source=flights", "stage=ingest event=end source=flights seconds=S wrote=/lake/silver/flights",

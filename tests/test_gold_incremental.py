@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import ColumnSpec, FeatureSettings, SearchSettings, SourceSpec, SplitSettings
 from lakeforge.features import build_gold_table
-from lakeforge.ingest import silver_path
+from lakeforge.ingest import silver_table
 from lakeforge.score import score_table
 from lakeforge.score.incremental import changed_rows
 from lakeforge.tables import last_commit
@@ -45,7 +45,7 @@ def lake(spark, tmp_path_factory):
                                           "params": {"n_estimators": 10, "max_depth": 2},
                                           "search": SearchSettings(strategy="none")})
     settings = base.model_copy(update={"features": features, "model": model, "sources": {"items": ITEMS}})
-    silver = silver_path(settings, "items")
+    silver = silver_table(settings, "items")
     (spark.createDataFrame(_rows(400), SCHEMA).write.format("delta")
      .option("delta.enableChangeDataFeed", "true").save(silver))
     gold = build_gold_table(spark, settings)

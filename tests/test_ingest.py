@@ -6,7 +6,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import ColumnSpec, SourceSpec
 from lakeforge.errors import InputError
-from lakeforge.ingest import BatchRejectedError, bronze_path, ingest_source, quarantine_path, silver_path
+from lakeforge.ingest import BatchRejectedError, bronze_table, ingest_source, quarantine_table, silver_table
 from tests.conftest import settings_for
 
 READINGS = SourceSpec(
@@ -44,7 +44,7 @@ def _write(settings, name: str, text: str) -> str:
 
 
 def _silver(spark, settings) -> dict[int, tuple]:
-    rows = spark.read.format("delta").load(silver_path(settings, "readings")).collect()
+    rows = spark.read.format("delta").load(silver_table(settings, "readings")).collect()
     return {r["id"]: (r["value"], r["kind"]) for r in rows}
 
 
@@ -54,7 +54,7 @@ def test_batch_lands_with_quarantine_reasons_and_latest_row_per_key(spark, setti
     assert (result.rows_read, result.quarantined, result.duplicates_dropped) == (7, 4, 1)
     assert (result.silver_inserted, result.silver_updated, result.silver_rows) == (2, 0, 2)
     assert _silver(spark, settings) == {1: (9.0, "a2"), 4: (None, "f")}
-    reasons = sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_path(settings, "readings")).collect())
+    reasons = sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_table(settings, "readings")).collect())
     assert reasons == [
         "column 'id': cannot cast 'x' to int",
         "column 'id': null in a non-nullable column",
@@ -62,10 +62,10 @@ def test_batch_lands_with_quarantine_reasons_and_latest_row_per_key(spark, setti
         "column 'value': value '-3' violates check `value >= 0`",
         "duplicate key (id=1): a later row of the same key in this batch won",
     ]
-    quarantined = spark.read.format("delta").load(quarantine_path(settings, "readings")).where("reason LIKE '%abc%'").first()
+    quarantined = spark.read.format("delta").load(quarantine_table(settings, "readings")).where("reason LIKE '%abc%'").first()
     assert quarantined["raw_record"] == '{"id":"3","ts":"2024-01-01T04:00:00Z","value":"abc","kind":"e"}'
     assert quarantined["_batch_id"] == result.batch_id
-    bronze = spark.read.format("delta").load(bronze_path(settings, "readings"))
+    bronze = spark.read.format("delta").load(bronze_table(settings, "readings"))
     assert bronze.count() == 7
     assert {"_ingested_at", "_source_file", "_batch_id"} <= set(bronze.columns)
     assert bronze.first()["_source_file"].endswith("/readings/b1.csv")
@@ -75,24 +75,24 @@ def test_rerunning_the_same_batch_changes_nothing(spark, settings):
     path = _write(settings, "b1.csv", FIRST_BATCH)
     first = ingest_source(spark, settings, "readings", path)
     versions = {layer: DeltaTable.forPath(spark, p).history(1).first()["version"]
-                for layer, p in (("bronze", bronze_path(settings, "readings")),
-                                 ("silver", silver_path(settings, "readings")),
-                                 ("quarantine", quarantine_path(settings, "readings")))}
+                for layer, p in (("bronze", bronze_table(settings, "readings")),
+                                 ("silver", silver_table(settings, "readings")),
+                                 ("quarantine", quarantine_table(settings, "readings")))}
     again = ingest_source(spark, settings, "readings", path)
 
     assert again.batch_id == first.batch_id
     assert (again.bronze_appended, again.silver_merged) == (False, False)
-    for layer, p in (("bronze", bronze_path(settings, "readings")), ("silver", silver_path(settings, "readings")),
-                     ("quarantine", quarantine_path(settings, "readings"))):
+    for layer, p in (("bronze", bronze_table(settings, "readings")), ("silver", silver_table(settings, "readings")),
+                     ("quarantine", quarantine_table(settings, "readings"))):
         assert DeltaTable.forPath(spark, p).history(1).first()["version"] == versions[layer], layer
-    assert spark.read.format("delta").load(bronze_path(settings, "readings")).count() == 7
-    assert spark.read.format("delta").load(quarantine_path(settings, "readings")).count() == 5
+    assert spark.read.format("delta").load(bronze_table(settings, "readings")).count() == 7
+    assert spark.read.format("delta").load(quarantine_table(settings, "readings")).count() == 5
 
 
 def _versions(spark, settings) -> dict[str, int]:
     return {layer: DeltaTable.forPath(spark, p).history(1).first()["version"]
-            for layer, p in (("bronze", bronze_path(settings, "readings")), ("silver", silver_path(settings, "readings")),
-                             ("quarantine", quarantine_path(settings, "readings")))}
+            for layer, p in (("bronze", bronze_table(settings, "readings")), ("silver", silver_table(settings, "readings")),
+                             ("quarantine", quarantine_table(settings, "readings")))}
 
 
 def test_a_touched_or_renamed_file_is_the_same_batch(spark, settings):
@@ -108,15 +108,15 @@ def test_a_touched_or_renamed_file_is_the_same_batch(spark, settings):
     assert touched.batch_id == copied.batch_id == first.batch_id
     assert not (touched.bronze_appended or touched.silver_merged or copied.bronze_appended or copied.silver_merged)
     assert _versions(spark, settings) == versions
-    assert spark.read.format("delta").load(bronze_path(settings, "readings")).count() == 7
+    assert spark.read.format("delta").load(bronze_table(settings, "readings")).count() == 7
 
 
 def test_a_header_only_file_makes_no_silver_commit(spark, settings):
     ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
-    silver = DeltaTable.forPath(spark, silver_path(settings, "readings")).history(1).first()["version"]
+    silver = DeltaTable.forPath(spark, silver_table(settings, "readings")).history(1).first()["version"]
     empty = ingest_source(spark, settings, "readings", _write(settings, "empty.csv", "id,ts,value,kind\n"))
     assert (empty.rows_read, empty.silver_merged, empty.silver_version) == (0, False, silver)
-    assert DeltaTable.forPath(spark, silver_path(settings, "readings")).history(1).first()["version"] == silver
+    assert DeltaTable.forPath(spark, silver_table(settings, "readings")).history(1).first()["version"] == silver
 
 
 def test_newer_events_update_and_redelivered_old_rows_do_not(spark, settings):
@@ -133,14 +133,14 @@ def test_newer_events_update_and_redelivered_old_rows_do_not(spark, settings):
 
 def test_silver_has_constraints_and_change_data_feed(spark, settings):
     ingest_source(spark, settings, "readings", _write(settings, "b1.csv", FIRST_BATCH))
-    detail = spark.sql(f"DESCRIBE DETAIL delta.`{silver_path(settings, 'readings')}`").first()
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{silver_table(settings, 'readings')}`").first()
     assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
     assert detail["properties"]["delta.constraints.value_check"] == "`value` IS NULL OR (value >= 0)"
-    schema = {f.name: f.nullable for f in spark.read.format("delta").load(silver_path(settings, "readings")).schema}
+    schema = {f.name: f.nullable for f in spark.read.format("delta").load(silver_table(settings, "readings")).schema}
     assert schema["id"] is False and schema["ts"] is False and schema["value"] is True
-    bad = spark.read.format("delta").load(silver_path(settings, "readings")).limit(1).withColumn("value", F.lit(-1.0))
+    bad = spark.read.format("delta").load(silver_table(settings, "readings")).limit(1).withColumn("value", F.lit(-1.0))
     with pytest.raises(Exception, match="DELTA_VIOLATE_CONSTRAINT_WITH_VALUES"):  # Delta itself enforces the rule
-        bad.write.format("delta").mode("append").save(silver_path(settings, "readings"))
+        bad.write.format("delta").mode("append").save(silver_table(settings, "readings"))
 
 
 def test_file_missing_a_declared_column_is_rejected_whole(spark, settings):
@@ -149,7 +149,7 @@ def test_file_missing_a_declared_column_is_rejected_whole(spark, settings):
         ingest_source(spark, settings, "readings", path)
     assert str(err.value) == (f"source 'readings': file://{path} lacks declared column(s) ['value']; found "
                               "['id', 'ts', 'kind']. Fix the file or the contract in conf/sources/readings.yaml")
-    assert not DeltaTable.isDeltaTable(spark, bronze_path(settings, "readings"))
+    assert not DeltaTable.isDeltaTable(spark, bronze_table(settings, "readings"))
 
 
 def test_wrong_delimiter_is_rejected_with_a_hint(spark, settings):
@@ -182,7 +182,7 @@ def test_json_source_quarantines_malformed_records(spark, settings):
                                       '{"id": 3, "ts": "2024-01-01T00:00:00Z", "value": "x", "kind": "c"}\n')
     result = ingest_source(spark, settings, "readings", path)
     assert (result.rows_read, result.quarantined, result.silver_rows) == (3, 2, 1)
-    reasons = sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_path(settings, "readings")).collect())
+    reasons = sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_table(settings, "readings")).collect())
     assert reasons[0] == "column 'value': cannot cast 'x' to double"
     assert reasons[1].startswith('malformed record: {"id": 2, "ts": "2024-01-01T00:00:00Z", "value": ')
 
@@ -214,7 +214,7 @@ def test_invalid_bytes_date_only_timestamps_and_oversized_values_are_quarantined
                      b"5,2024-01-01T04:00:00Z,5.0,y," + b"z" * 100_000 + b"\n")  # malformed, and huge
     result = ingest_source(spark, settings, "readings", str(path))
     assert (result.rows_read, result.quarantined, result.silver_rows) == (5, 4, 1)
-    quarantine = spark.read.format("delta").load(quarantine_path(settings, "readings"))
+    quarantine = spark.read.format("delta").load(quarantine_table(settings, "readings"))
     reasons = sorted(r["reason"] for r in quarantine.collect())
     malformed = reasons.pop()
     assert malformed.startswith("malformed record: 5,2024-01-01T04:00:00Z,5.0,y,zzz") and len(malformed) < 300

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from delta.tables import DeltaTable
 
-from lakeforge.ingest import bronze_path, ingest_source, silver_path
+from lakeforge.ingest import bronze_table, ingest_source, silver_table
 from tests.conftest import settings_for
 from tests.test_ingest import FIRST_BATCH, READINGS
 
@@ -35,8 +35,8 @@ def test_concurrent_ingests_of_one_batch_land_it_once(spark, tmp_path):
     assert errors == []
     assert sorted(r.bronze_appended for r in results) == [False, True]
     assert sorted(r.silver_merged for r in results) == [False, True]
-    assert spark.read.format("delta").load(bronze_path(settings, "readings")).count() == 7
-    silver = spark.read.format("delta").load(silver_path(settings, "readings"))
+    assert spark.read.format("delta").load(bronze_table(settings, "readings")).count() == 7
+    silver = spark.read.format("delta").load(silver_table(settings, "readings"))
     assert sorted(r["id"] for r in silver.collect()) == [1, 4]
-    merges = DeltaTable.forPath(spark, silver_path(settings, "readings")).history().where("operation = 'MERGE'").count()
+    merges = DeltaTable.forPath(spark, silver_table(settings, "readings")).history().where("operation = 'MERGE'").count()
     assert merges == 1

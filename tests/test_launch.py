@@ -36,7 +36,7 @@ def test_dry_run_prints_the_full_command(conf_copy):
 
 
 def test_cluster_mode_ships_conf_as_an_archive(conf_copy):
-    cmd, env = build_command(["ingest", "--master", "yarn", "--deploy-mode", "cluster", "--env", "emr",
+    cmd, _ = build_command(["ingest", "--master", "yarn", "--deploy-mode", "cluster", "--env", "emr",
                               "--conf-dir", str(conf_copy), "--source", "flights"])
     archive = cmd[cmd.index("--archives") + 1]
     assert archive.endswith("#lakeforge_conf")
@@ -45,11 +45,11 @@ def test_cluster_mode_ships_conf_as_an_archive(conf_copy):
 
 
 def test_unknown_job_and_missing_env_are_clear():
-    bad = subprocess.run([SCRIPT, "ingestt", "--env", "local"], capture_output=True, text=True)
+    bad = subprocess.run([SCRIPT, "ingestt", "--env", "local"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2
     assert bad.stderr.strip() == ("spark-submit.sh: error: unknown job 'ingestt'; jobs: check, gate, ingest, maintain, monitor, "
                                   "pipeline, score, stream, train (see --help)")
-    no_env = subprocess.run([SCRIPT, "score"], capture_output=True, text=True)
+    no_env = subprocess.run([SCRIPT, "score"], capture_output=True, text=True, check=False)
     assert no_env.returncode == 2
     assert no_env.stderr.strip() == f"spark-submit.sh: error: the score job needs --env ENV (one of the files in {ROOT}/conf)"
 
@@ -65,7 +65,7 @@ def test_ingest_job_runs_through_spark_submit(conf_copy, tmp_path):
     _point_storage_at(conf_copy, tmp_path)
     stage_demo_data(tmp_path / "landing", ("airlines",))
     ok = subprocess.run([SCRIPT, "ingest", "--env", "local", "--conf-dir", str(conf_copy), "--source", "airlines",
-                         "--master", "local[1]"], capture_output=True, text=True, timeout=600)
+                         "--master", "local[1]"], capture_output=True, text=True, timeout=600, check=False)
     assert ok.returncode == 0, ok.stderr[-3000:]
     result = json.loads([line for line in ok.stdout.splitlines() if line.startswith('{"source"')][-1])
     assert (result["source"], result["rows_read"], result["silver_rows"]) == ("airlines", 16, 16)
@@ -80,7 +80,7 @@ def test_ingest_job_runs_through_spark_submit(conf_copy, tmp_path):
     bad_file = tmp_path / "airlines_bad.csv"
     bad_file.write_text("carrier;name\nUA;United\n")
     bad = subprocess.run([SCRIPT, "ingest", "--env", "local", "--conf-dir", str(conf_copy), "--source", "airlines",
-                          "--input", str(bad_file), "--master", "local[1]"], capture_output=True, text=True, timeout=600)
+                          "--input", str(bad_file), "--master", "local[1]"], capture_output=True, text=True, timeout=600, check=False)
     assert bad.returncode == 2
     assert (f"error: source 'airlines': file://{bad_file} lacks declared column(s) ['carrier', 'name']; found "
             "['carrier;name'] (is the delimiter or header option right?)") in bad.stdout  # spark-submit merges the

@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"jars", "spark", "tables", "paths", "logs"},
     {"models"},
     {"ingest", "features", "train", "score", "monitor"},  # the stages: siblings
-    {"check", "runs", "promotion", "pipeline", "notebooks", "launch", "demo_data", "cli"},
+    {"check", "runs", "promotion", "pipeline", "notebooks", "launch", "demo_data", "cli", "commands"},
 ]
 STAGES = LAYERS[4]
 MAX_LINES = 400

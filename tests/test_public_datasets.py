@@ -62,7 +62,7 @@ def tumours(tmp_path_factory):
 
 
 def _table(spark, settings, layer: str, name: str):
-    return spark.read.format("delta").load(settings.storage.table_path(layer, name))
+    return spark.read.format("delta").load(settings.storage.table_ref(layer, name))
 
 
 def _split(spark, ran):

@@ -11,7 +11,7 @@ import sys
 import pytest
 from pyspark.sql import functions as F
 
-from lakeforge.runs import job_runs_path, record_job_run
+from lakeforge.runs import job_runs_table, record_job_run
 from lakeforge.train import train_model
 from lakeforge.models.registry import ensure_experiment, mlflow_client
 from lakeforge.train.resume import GATE_TAG, MODEL_URI_TAG
@@ -62,12 +62,12 @@ def test_a_training_killed_at_any_step_is_finished_by_its_rerun(spark, tmp_path,
 def test_a_killed_job_is_recorded_as_failed_by_the_next_one(spark, tmp_path):
     _kill_at("job", tmp_path)
     settings = resume_settings(tmp_path)
-    rows = spark.read.format("delta").load(job_runs_path(settings)).collect()
+    rows = spark.read.format("delta").load(job_runs_table(settings)).collect()
     assert [(r["job"], r["status"]) for r in rows] == [("doomed", "running")]
     with record_job_run(spark, settings, "next"):
         pass
-    rows = {r["job"]: r for r in spark.read.format("delta").load(job_runs_path(settings)).collect()}
+    rows = {r["job"]: r for r in spark.read.format("delta").load(job_runs_table(settings)).collect()}
     assert rows["doomed"]["status"] == "failed"
     assert rows["doomed"]["note"] == "killed: its process ended without recording the end of the run"
     assert rows["next"]["status"] == "succeeded" and rows["next"]["pid"] == os.getpid()
-    assert spark.read.format("delta").load(job_runs_path(settings)).where(F.col("status") == "running").count() == 0
+    assert spark.read.format("delta").load(job_runs_table(settings)).where(F.col("status") == "running").count() == 0

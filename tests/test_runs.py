@@ -4,13 +4,13 @@ from conf, appended to Delta (and to the job's MLflow run)."""
 import pytest
 
 from lakeforge.config import CostSettings, InstancePrice
-from lakeforge.runs import estimate_cost, job_runs_path, record_job_run
+from lakeforge.runs import estimate_cost, job_runs_table, record_job_run
 from lakeforge.models.registry import ensure_experiment, mlflow_client
 from tests.conftest import settings_for
 
 
 def _rows(spark, settings):
-    return spark.read.format("delta").load(job_runs_path(settings)).orderBy("started_at").collect()
+    return spark.read.format("delta").load(job_runs_table(settings)).orderBy("started_at").collect()
 
 
 def test_a_job_run_records_spark_metrics_and_its_cost(spark, tmp_path):

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from lakeforge.config import ColumnSpec, FeatureSettings, SearchSettings, SourceSpec, SplitSettings
 from lakeforge.tables import GoldTable
 from lakeforge.score import (ChangeDataFeedError, EmptyInputError, PredictionsTableError, latest_scored,
-                             predictions_path, score_table)
+                             predictions_table, score_table)
 from lakeforge.train import train_model
 from tests.conftest import ROOT, settings_for
 
@@ -133,7 +133,7 @@ def test_an_empty_input_is_refused_and_nothing_is_written(spark, scoring, tmp_pa
 def test_a_predictions_table_without_lineage_columns_is_refused_untouched(spark, scoring, tmp_path):
     settings, gold, _ = scoring
     settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"root": str(tmp_path)})})
-    target = predictions_path(settings)
+    target = predictions_table(settings)
     # what an older lakeforge wrote: predictions and the model, no source lineage, no batch
     old = spark.createDataFrame([(1, 0.4, 0, "toy_scorer", 1)],
                                 "id long, probability double, prediction int, model_name string, model_version int")
@@ -179,7 +179,7 @@ def test_three_scorers_of_one_batch_at_once_all_succeed_and_write_it_once(spark,
         thread.join(timeout=600)
     assert errors == [] and len(results) == 3
     assert len({r.batch_id for r in results}) == 1
-    predictions = spark.read.format("delta").load(predictions_path(settings))
+    predictions = spark.read.format("delta").load(predictions_table(settings))
     # earlier tests of this module change the gold table: the batch holds every row of the version scored
     expected = spark.read.format("delta").option("versionAsOf", results[0].source_version).load(gold).count()
     assert predictions.where(F.col("batch_id") == results[0].batch_id).count() == expected

@@ -111,9 +111,9 @@ def test_pipeline_runs_end_to_end_on_the_cluster(pipeline):
     champion = mlflow_client(settings.mlflow).get_model_version_by_alias(settings.model.registered_name, "champion")
     assert (champion.name, int(champion.version)) == ("lakeforge_flight_delay", 1)
 
-    predictions_path = _table(project, "predictions", "flight_delay_predictions")
-    predictions = deltalake.DeltaTable(predictions_path).to_pandas()
-    _assert_each_once(_keys(predictions_path), flight_keys)
+    predictions_table = _table(project, "predictions", "flight_delay_predictions")
+    predictions = deltalake.DeltaTable(predictions_table).to_pandas()
+    _assert_each_once(_keys(predictions_table), flight_keys)
     assert set(zip(predictions["model_version"], predictions["source_table"], predictions["source_version"])) == {
         (1, _table(project, "gold", "flight_features"), 0)}
     assert predictions["probability"].between(0, 1).all()

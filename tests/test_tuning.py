@@ -167,8 +167,8 @@ def test_a_remote_root_without_study_storage_names_the_key(tmp_path, root):
                                            "model": settings.model.model_copy(update={"search": search})})
     with pytest.raises(InputError) as err:
         tuning.study_for(settings, {"gold_table": f"{root}/gold/t", "gold_version": "3"})
-    assert str(err.value) == (f"model.search.engine is optuna and storage.root {root} is not a local path, where the "
-                              "study's SQLite file cannot live; set model.search.storage to a database URL that every "
+    assert str(err.value) == (f"model.search.engine is optuna and the files location {root} (storage.files, else "
+                              "storage.root) is not a local path, where the study's SQLite file cannot live; set model.search.storage to a database URL that every "
                               "driver run reaches (e.g. postgresql://host/optuna or mysql://host/optuna)")
     search = search.model_copy(update={"storage": "postgresql://db/optuna"})
     stored = settings.model_copy(update={"model": settings.model.model_copy(update={"search": search})})

@@ -6,7 +6,8 @@
 Nothing here calls AWS. The cluster comes from conf/emr/cluster.yaml (the RunJobFlow request), the steps from
 conf/emr/steps.json: one `spark-submit` per job, the command `./spark-submit.sh JOB --env emr --master yarn
 --deploy-mode cluster` builds (lakeforge.launch), with the local wheel, jars, conf archive and job file replaced
-by their S3 copies under the folder of the bootstrap script.
+by their S3 copies under the folder of the bootstrap script. The cluster runs the Spark 3.5 line: EMR's own Spark
+and Delta (RELEASES), the wheel's dependencies pinned by constraints-spark35.txt.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ JOBS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 WHEEL_DIR = "build/emr"  # where the Spark-less wheel for the cluster is built
 CONF_ARCHIVE = "conf.zip"
+CONSTRAINTS = "constraints-spark35.txt"  # the pins of lakeforge's Spark 3.5 line, which EMR 7.x runs
+
+# What each EMR release ships, from the Amazon EMR Release Guide (Spark release history, Delta release history and
+# the release's page; checked 2026-12): the cluster's Spark and Delta must be the line of the pins it installs.
+RELEASES: dict[str, dict[str, str]] = {
+    "emr-7.13.0": {"spark": "3.5.6-amzn-2", "delta": "3.3.2-amzn-2", "scala": "2.12.18", "python": "3.9, 3.11"},
+    "emr-spark-8.0.0": {"spark": "4.0.2-amzn-0", "delta": "4.0.0-amzn-1-spark"},  # Spark 4: no lakeforge line yet
+}
+# Jars the release puts on Spark's classpath itself (Spark release history: "components installed with Spark";
+# /usr/share/aws/delta/lib with delta.enabled): a step must never ship another copy of these.
+SHIPPED_JARS = ("delta-spark", "delta-storage", "delta-core", "hadoop-", "jackson-", "spark-", "scala-", "aws-java-sdk",
+                "bundle-2.", "emrfs", "hudi", "iceberg", "parquet-", "log4j", "slf4j")
 
 
 def load_cluster(path: Path = CLUSTER_FILE) -> dict:
@@ -66,9 +79,8 @@ def step_for(job: str, job_args: tuple[str, ...], prefix: str) -> dict:
     for arg in rest:
         if arg == "--py-files":
             args += [arg, f"{prefix}/{Path(next(rest)).name}"]
-        elif arg == "--jars":
-            next(rest)
-            args += [arg, f"{prefix}/jars/*.jar"]  # Spark expands globs in spark.jars on S3
+        elif arg == "--jars":  # only the environment's spark.packages (a JDBC driver): EMR has everything else
+            args += [arg, ",".join(f"{prefix}/jars/{PurePosixPath(jar).name}" for jar in next(rest).split(","))]
         elif arg == "--archives":
             alias = next(rest).rsplit("#", 1)[1]
             args += [arg, f"{prefix}/{CONF_ARCHIVE}#{alias}"]
@@ -125,13 +137,14 @@ def commands(cluster: dict, steps: list[dict]) -> list[str]:
 
     prefix = artifact_prefix(cluster)
     spark = load_settings(ENV, ROOT / "conf").spark
-    jars = resolve_jars(Path(spark.jar_cache), jar_coordinates(spark)).jars
+    coordinates = jar_coordinates(spark)  # spark.packages only: Delta is EMR's (delta_jars: provided)
+    jars = resolve_jars(Path(spark.jar_cache), coordinates).jars if coordinates else ()
     archive = conf_archive(ROOT)
     out = [
         "# 1. the wheel without pyspark/delta-spark (EMR ships Spark), then every artifact to " + prefix,
         f"LAKEFORGE_SPARK_PROVIDED=1 .venv/bin/python -m pip wheel --no-deps --no-build-isolation -w {WHEEL_DIR} .",
         f"aws s3 cp {WHEEL_DIR}/{wheel_name()} {prefix}/{wheel_name()}",
-        f"aws s3 cp constraints.txt {prefix}/constraints.txt",
+        f"aws s3 cp {CONSTRAINTS} {prefix}/{CONSTRAINTS}",
         f"aws s3 cp conf/emr/bootstrap.sh {cluster['BootstrapActions'][0]['ScriptBootstrapAction']['Path']}",
         f"aws s3 cp {archive.relative_to(ROOT)} {prefix}/{CONF_ARCHIVE}",
         *(f"aws s3 cp jobs/{job}.py {prefix}/jobs/{job}.py" for job, _ in JOBS),

@@ -32,8 +32,8 @@ from lakeforge.errors import InputError
 from lakeforge.ingest.merge import silver_type
 from lakeforge.ingest.read import type_family
 from lakeforge.monitor import labels_table, perf_label, window_column
-from lakeforge.paths import entity_key, silver_path
-from lakeforge.tables import delta_version
+from lakeforge.paths import entity_key, silver_table
+from lakeforge.tables import Table, delta_version
 
 log = logging.getLogger(__name__)
 __all__ = ["CheckResult", "check_configuration"]
@@ -113,12 +113,12 @@ def _silver_frames(spark: SparkSession, settings: Settings) -> tuple[dict[str, D
     features = settings.features
     frames, origins = {}, {}
     for name in dict.fromkeys([features.base, *(j.source for j in features.joins)]):
-        path = silver_path(settings, name)
+        path = silver_table(settings, name)
         version = delta_version(spark, path)
         if version is None:
             frames[name], origins[name] = _contract_frame(spark, settings, name), "its contract (not ingested yet)"
         else:
-            frames[name] = spark.read.format("delta").option("versionAsOf", version).load(path)
+            frames[name] = path.read(spark, version)
             origins[name] = f"table {path} (version {version})"
     return frames, origins
 
@@ -225,12 +225,12 @@ def _check_monitoring(problems: _Problems, spark: SparkSession, settings: Settin
     if cfg.performance.labels_table is None:
         schema, described = gold, "the gold table"
     elif delta_version(spark, path) is None:
-        problems.add("monitor.performance.labels_table", f"no Delta table at {path}; point it at a table with the "
+        problems.add("monitor.performance.labels_table", f"no Delta table {path}; point it at a table with the "
                                                          "entity key, the label and the window column, or remove it "
                                                          "to use the gold table")
         return path, None
     else:
-        schema, described = spark.read.format("delta").load(path).schema, f"labels table {path}"
+        schema, described = Table.of(path).read(spark).schema, f"labels table {path}"
     for k in entity_key(settings):
         problems.column("monitor.performance.labels_table", k, schema, described,
                         missing_fix="the labels table must carry the entity key")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -99,12 +100,25 @@ def job_context(args: argparse.Namespace, job: str, *, record: bool = True) -> I
     """Settings of ``args.env`` (from ``args.conf_dir``), a session (``args.master`` outside spark-submit), the
     libraries imported by then kept quiet (``logs.quiet_libraries``), Spark progress lines, the job's run recorded
     in ``job_runs`` (unless ``record`` is False) and its stage lines ``stage=<job> event=start|end``; on the way
-    out, failed or not: the run's outcome recorded, progress stopped, the session stopped."""
+    out, failed or not: the run's outcome recorded, progress stopped, and the session stopped unless the job found
+    it running (a notebook's, a Databricks job cluster's: it belongs to the driver, not to the job).
+
+    Tables addressed by name (``storage.schema``) need their schemas: checked (or created) before any work."""
+    from pyspark.sql import SparkSession
+
+    from lakeforge.tables import prepare_storage
+
     settings = load_settings(args.env, args.conf_dir)
-    spark = lakeforge_builder(settings.spark, args.master).getOrCreate()
+    # A session the job finds running, or a Databricks driver's (its SparkContext is the cluster's), is not stopped.
+    running = SparkSession.getActiveSession()
+    if running is None and "DATABRICKS_RUNTIME_VERSION" in os.environ:
+        running = SparkSession.builder.getOrCreate()  # the cluster's own session: none of lakeforge's builder options
+    spark = running or lakeforge_builder(settings.spark, args.master).getOrCreate()
+    owned = running is None
     logs.quiet_libraries()
     progress = logs.SparkProgress(spark).start()
     try:
+        prepare_storage(spark, settings.storage)
         with ExitStack() as stack:
             if record:
                 from lakeforge.runs import record_job_run
@@ -116,7 +130,8 @@ def job_context(args: argparse.Namespace, job: str, *, record: bool = True) -> I
             yield JobContext(job, settings, spark, run, stage)
     finally:
         progress.stop()
-        spark.stop()
+        if owned:
+            spark.stop()
 
 
 def run_job(main: Callable[[], int | None], args: argparse.Namespace | None = None) -> int:

@@ -26,6 +26,7 @@ from lakeforge.models.load import load_registered
 from lakeforge.models.registry import find_version, mlflow_client
 from lakeforge.promotion import holdout_rows
 from lakeforge.spark import check_java, configure_spark_with_lakeforge, delta_jars_for
+from lakeforge.tables import Table, prepare_storage
 from lakeforge.train.estimator import LABEL_COL
 
 SMALL_SESSION = {
@@ -83,6 +84,7 @@ def notebook_session(settings: Settings, master: str = "local[2]") -> SparkSessi
                                              extra_conf=SMALL_SESSION)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    prepare_storage(spark, settings.storage)
     return spark
 
 
@@ -119,7 +121,7 @@ def label_by_window(gold: DataFrame, settings: Settings, window: str = "month") 
 def performance_table(spark: SparkSession, table: str, batch_id: str) -> pd.DataFrame:
     """Realised performance of a monitored batch, one row per (scope, window): out-of-sample rows first, then
     the rows the model was trained on; the window ``all`` is every labelled row of the scope."""
-    rows = (spark.read.format("delta").load(table)
+    rows = (Table.of(table).read(spark)
             .where((F.col("batch_id") == batch_id) & F.col("kind").startswith("performance")).toPandas())
     if rows.empty:
         return rows

@@ -1,15 +1,23 @@
-"""Where every lakehouse table and folder of one environment lives: one function per location, each computed from
-the settings alone (no I/O), so that a stage finds what another stage wrote without importing it.
+"""Where every table and file of one environment lives: one function per location, each computed from the
+settings alone (no I/O), so that a stage finds what another stage wrote without importing it.
 
-| location | function |
+Tables are ``Table`` identifiers: by path (``<storage.root>/<layer>/<name>``) or by name
+(``<catalog>.<schema>.<layer>_<name>``, ``storage.schema``); files live under ``storage.files`` (default: the root).
+
+| table | function | by path | by name |
+|---|---|---|---|
+| a source's bronze, silver, quarantine | ``bronze_table`` ... | ``bronze/<source>`` | ``bronze_<source>`` |
+| data-quality metrics | ``dq_metrics_table`` | ``quality/dq_metrics`` | ``dq_metrics`` |
+| gold (``features.table``) | ``gold_table`` | ``gold/<table>`` | ``<table>`` |
+| predictions (``score.table``) | ``predictions_table`` | ``predictions/<table>`` | ``<table>`` |
+| monitoring (``monitor.table``) | ``monitor_table`` | ``monitoring/<table>`` | ``<table>`` |
+| job runs | ``job_runs_table`` | ``operations/job_runs`` | ``job_runs`` |
+| the torch network's staged training data | ``staging_table`` | ``staging/<model>_training`` | ``staging_...`` |
+
+| files | function |
 |---|---|
-| ``bronze/<source>``, ``silver/<source>``, ``quarantine/<source>`` | ``bronze_path``, ``silver_path``, ``quarantine_path`` |
-| ``quality/dq_metrics`` | ``dq_metrics_path`` |
 | ``_checkpoints/<source>`` (a stream's checkpoint) | ``stream_checkpoint_path`` |
-| ``gold/<features.table>`` | ``gold_path`` |
-| ``predictions/<score.table>`` | ``predictions_path`` |
-| ``monitoring/<monitor.table>``, ``monitoring/reports/...`` | ``monitor_path``, ``report_path`` |
-| ``operations/job_runs`` | ``job_runs_path`` |
+| ``monitoring/reports/...`` | ``report_path`` |
 | ``checkpoints/<model>/<identity>`` (the torch network's) | ``training_checkpoint_path`` |
 | ``search/`` (Optuna studies) | ``search_folder`` |
 
@@ -21,66 +29,75 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from lakeforge.config import Settings
+from lakeforge.tables import Table
 
 
-def bronze_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("bronze", source)
+def _table(settings: Settings, layer: str, name: str) -> Table:
+    return Table(settings.storage.table_ref(layer, name))
 
 
-def silver_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("silver", source)
+def bronze_table(settings: Settings, source: str) -> Table:
+    return _table(settings, "bronze", source)
 
 
-def quarantine_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("quarantine", source)
+def silver_table(settings: Settings, source: str) -> Table:
+    return _table(settings, "silver", source)
 
 
-def dq_metrics_path(settings: Settings) -> str:
-    return settings.storage.table_path("quality", "dq_metrics")
+def quarantine_table(settings: Settings, source: str) -> Table:
+    return _table(settings, "quarantine", source)
+
+
+def dq_metrics_table(settings: Settings) -> Table:
+    return _table(settings, "quality", "dq_metrics")
+
+
+def gold_table(settings: Settings) -> Table:
+    return _table(settings, "gold", settings.features.table)
+
+
+def predictions_table(settings: Settings) -> Table:
+    return _table(settings, "predictions", settings.score.table)
+
+
+def monitor_table(settings: Settings) -> Table:
+    return _table(settings, "monitoring", settings.monitor.table)
+
+
+def job_runs_table(settings: Settings) -> Table:
+    return _table(settings, "operations", "job_runs")
+
+
+def staging_table(settings: Settings, model_name: str) -> Table:
+    """The torch network's training rows, staged once per training (a name: the model's, dots made _)."""
+    return _table(settings, "staging", f"{model_name.replace('.', '_')}_training")
 
 
 def stream_checkpoint_path(settings: Settings, source: str) -> str:
-    return settings.storage.table_path("_checkpoints", source)
-
-
-def gold_path(settings: Settings) -> str:
-    return settings.storage.table_path("gold", settings.features.table)
-
-
-def predictions_path(settings: Settings) -> str:
-    return settings.storage.table_path("predictions", settings.score.table)
-
-
-def monitor_path(settings: Settings) -> str:
-    return settings.storage.table_path("monitoring", settings.monitor.table)
+    return settings.storage.file_path("_checkpoints", source)
 
 
 def report_path(settings: Settings, model_name: str, model_version: int, batch_id: str, source_table: str,
                 source_version: int) -> str:
     """The HTML report of one monitored batch."""
-    slug = f"{Path(source_table.rstrip('/')).name}_v{source_version}_{hashlib.sha1(batch_id.encode()).hexdigest()[:8]}"
-    return f"{settings.storage.table_path('monitoring', 'reports')}/{model_name}/v{model_version}/{slug}.html"
-
-
-def job_runs_path(settings: Settings) -> str:
-    return settings.storage.table_path("operations", "job_runs")
+    slug = f"{Table.of(source_table).short_name}_v{source_version}_{hashlib.sha1(batch_id.encode()).hexdigest()[:8]}"
+    return settings.storage.file_path("monitoring", "reports", model_name, f"v{model_version}", f"{slug}.html")
 
 
 def training_checkpoint_path(settings: Settings, identity: dict[str, Any]) -> str:
     """The durable checkpoint folder of one training identity (data version, config, params): a rerun of the
     same training finds the checkpoints of the run that failed."""
-    base = settings.model.deep.checkpoint_dir or f"{settings.storage.root.rstrip('/')}/checkpoints"
+    base = settings.model.deep.checkpoint_dir or settings.storage.file_path("checkpoints")
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{base.rstrip('/')}/{settings.model.registered_name}/{digest}"
 
 
 def search_folder(settings: Settings) -> str:
-    """Where searches keep their state (an Optuna study per training identity) under the lakehouse root."""
-    return f"{settings.storage.root.rstrip('/')}/search"
+    """Where searches keep their state (an Optuna study per training identity) under the files location."""
+    return settings.storage.file_path("search")
 
 
 def entity_key(settings: Settings) -> list[str]:

@@ -11,7 +11,7 @@ from lakeforge.check import check_configuration
 from lakeforge.config import Settings
 from lakeforge.demo_data import stage_demo_data
 from lakeforge.features import GoldTable, build_gold_table
-from lakeforge.ingest import IngestResult, ingest_source, silver_path
+from lakeforge.ingest import IngestResult, ingest_source, silver_table
 from lakeforge.logs import stage
 from lakeforge.monitor import MonitorResult, monitor_drift
 from lakeforge.score import ScoreResult, score_table
@@ -54,7 +54,7 @@ def run_pipeline(
     ingested = []
     for name in sources or batch_sources:
         with stage("ingest", log, source=name) as ingest:
-            ingested.append(ingest.done(ingest_source(spark, settings, name), wrote=silver_path(settings, name)))
+            ingested.append(ingest.done(ingest_source(spark, settings, name), wrote=silver_table(settings, name)))
     with stage("gold", log) as building:
         gold = building.done(build_gold_table(spark, settings))
     with stage("train", log) as training:
@@ -76,7 +76,7 @@ def summary_lines(settings: Settings, result: PipelineResult) -> list[str]:
     for r in result.ingested:
         lines.append(f"  silver/{r.source:<9} {r.silver_rows:>8,} rows  v{r.silver_version}  "
                      f"(read {r.rows_read:,}, quarantined {r.quarantined:,}, duplicates dropped "
-                     f"{r.duplicates_dropped:,})  {silver_path(settings, r.source)}")
+                     f"{r.duplicates_dropped:,})  {silver_table(settings, r.source)}")
     lines.append(f"  gold             {result.gold.rows:>8,} rows  v{result.gold.version}  {result.gold.path}")
     lines.append(f"  predictions      {result.scored.rows_written:>8,} rows  v{result.scored.table_version}  "
                  f"{result.scored.table}")

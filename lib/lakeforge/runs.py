@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import Settings
 from lakeforge.liveness import HOST, orphaned
 from lakeforge.logs import kv
-from lakeforge.paths import job_runs_path
+from lakeforge.paths import job_runs_table
 from lakeforge.spark import session_conf
 from lakeforge.tables import retry_on_conflict
 
@@ -177,13 +176,13 @@ def _row(run: JobRun, settings: Settings, finished: float | None) -> tuple:
 def _write(spark: SparkSession, settings: Settings, run: JobRun, finished: float | None) -> None:
     """The run's row: appended when it starts (status running), replaced by run id when it ends."""
     frame = spark.createDataFrame([_row(run, settings, finished)], SCHEMA)
-    target = job_runs_path(settings)
+    target = job_runs_table(settings)
 
     def write() -> None:
-        if not DeltaTable.isDeltaTable(spark, target):
-            frame.write.format("delta").mode("append").save(target)
+        if not target.exists(spark):
+            target.save(frame.write.mode("append"))
             return
-        (DeltaTable.forPath(spark, target).alias("t").merge(frame.alias("s"), "t.run_id = s.run_id")
+        (target.delta(spark).alias("t").merge(frame.alias("s"), "t.run_id = s.run_id")
          .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
 
     with session_conf(spark, {"spark.databricks.delta.schema.autoMerge.enabled": "true"}):  # older tables: no host
@@ -193,15 +192,15 @@ def _write(spark: SparkSession, settings: Settings, run: JobRun, finished: float
 def reap_killed_runs(spark: SparkSession, settings: Settings) -> int:
     """Mark ``failed`` the runs of ``job_runs`` still ``running`` whose process, on this machine, is gone (a job
     killed before it could record its end); the number marked."""
-    target = job_runs_path(settings)
-    if not DeltaTable.isDeltaTable(spark, target) or "pid" not in spark.read.format("delta").load(target).columns:
+    target = job_runs_table(settings)
+    if not target.exists(spark) or "pid" not in target.read(spark).columns:
         return 0
-    stale = (spark.read.format("delta").load(target)
+    stale = (target.read(spark)
              .where((F.col("status") == "running") & (F.col("host") == HOST)).select("run_id", "host", "pid").collect())
     dead = [r["run_id"] for r in stale if orphaned(r["host"], r["pid"])]
     if dead:
         note = "killed: its process ended without recording the end of the run"
-        retry_on_conflict(lambda: DeltaTable.forPath(spark, target).update(
+        retry_on_conflict(lambda: target.delta(spark).update(
             F.col("run_id").isin(dead), {"status": F.lit("failed"), "note": F.lit(note)}),
             what=f"marking killed runs in {target}")
         log.warning("marked %d killed job run(s) as failed in %s: %s", len(dead), target, dead)
@@ -239,7 +238,7 @@ def record_job_run(spark: SparkSession, settings: Settings, job: str) -> Iterato
         reap_killed_runs(spark, settings)
         _write(spark, settings, run, None)
     except Exception:  # noqa: BLE001 - bookkeeping must never stop the job itself
-        log.exception("could not record the start of job %s in %s", job, job_runs_path(settings))
+        log.exception("could not record the start of job %s in %s", job, job_runs_table(settings))
     try:
         yield run
         run.status = "succeeded"
@@ -250,4 +249,4 @@ def record_job_run(spark: SparkSession, settings: Settings, job: str) -> Iterato
         try:
             _record(spark, settings, run, time.time())
         except Exception:  # noqa: BLE001 - bookkeeping must never hide the job's own outcome
-            log.exception("could not record the run of job %s in %s", job, job_runs_path(settings))
+            log.exception("could not record the run of job %s in %s", job, job_runs_table(settings))

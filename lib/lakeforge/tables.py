@@ -1,4 +1,5 @@
-"""Small helpers over Delta tables addressed by path (``DeltaTable.forPath(spark, path)`` style)."""
+"""Delta tables by path or by name: ``Table``, the one locator every stage reads and writes through, and small
+helpers over it (versions, commits, retries on conflicts)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,106 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from delta.tables import DeltaTable, DeltaTableBuilder
+from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, SparkSession
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
-from lakeforge.errors import DeltaConflictError
+from lakeforge.config import StorageSettings
+from lakeforge.config.stages import TABLE_LAYERS
+from lakeforge.errors import DeltaConflictError, InputError
 from lakeforge.spark import session_conf
+
+
+class Table(str):
+    """One Delta table: at a path (``/data/lakehouse/silver/flights``, ``s3a://bucket/silver/flights``) or by
+    name in a catalog (``main.lakeforge.silver_flights``: Unity Catalog, or Spark's session catalog).
+
+    A ``Table`` is its identifier (a ``str``), the form lakeforge records in lineage (MLflow tags, predictions
+    rows, commit metadata) and reads back with ``Table.of``: a path has a ``/``, a name never does.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, ref: str) -> "Table":
+        return ref if isinstance(ref, Table) else cls(ref)
+
+    @property
+    def by_name(self) -> bool:
+        return "/" not in self
+
+    @property
+    def short_name(self) -> str:
+        """The table's own name: the last folder of a path, the last part of a name."""
+        return self.rstrip("/").rsplit("/", 1)[-1] if not self.by_name else self.rsplit(".", 1)[-1]
+
+    @property
+    def sql(self) -> str:
+        """The table in SQL text: ``delta.`<path>``` or the backquoted name."""
+        if self.by_name:
+            return ".".join(f"`{part}`" for part in self.split("."))
+        return f"delta.`{self}`"
+
+    def exists(self, spark: SparkSession) -> bool:
+        if self.by_name:
+            return spark.catalog.tableExists(str(self))
+        return DeltaTable.isDeltaTable(spark, str(self))
+
+    def delta(self, spark: SparkSession) -> DeltaTable:
+        return DeltaTable.forName(spark, str(self)) if self.by_name else DeltaTable.forPath(spark, str(self))
+
+    def load(self, reader: DataFrameReader) -> DataFrame:
+        """``reader`` (its options: versionAsOf, readChangeFeed ...) applied to this table."""
+        reader = reader.format("delta")
+        return reader.table(str(self)) if self.by_name else reader.load(str(self))
+
+    def read(self, spark: SparkSession, version: int | None = None) -> DataFrame:
+        """The table, or the table as of ``version``."""
+        reader = spark.read if version is None else spark.read.option("versionAsOf", int(version))
+        return self.load(reader)
+
+    def save(self, writer: DataFrameWriter, user_metadata: str | None = None) -> None:
+        """Write with ``writer`` (mode and options set): a managed table when addressed by name. ``user_metadata``
+        goes into the commit (as the session setting: a table created by name ignores the writer's option)."""
+        writer = writer.format("delta")
+        metadata = {} if user_metadata is None else {"spark.databricks.delta.commitInfo.userMetadata": user_metadata}
+        with session_conf(SparkSession.active(), metadata):
+            writer.saveAsTable(str(self)) if self.by_name else writer.save(str(self))
+
+    def start(self, writer: DataStreamWriter) -> StreamingQuery:
+        """Start the stream ``writer`` into this table."""
+        writer = writer.format("delta")
+        return writer.toTable(str(self)) if self.by_name else writer.start(str(self))
+
+    def create_builder(self, spark: SparkSession) -> DeltaTableBuilder:
+        """``DeltaTable.createIfNotExists`` at this path or name (columns, properties ... added by the caller)."""
+        builder = DeltaTable.createIfNotExists(spark)
+        if not self.by_name:
+            return builder.location(str(self))
+        parts = str(self).split(".")  # open-source Delta's builder takes [schema.]table in the session catalog only
+        return builder.tableName(".".join(parts[1:] if len(parts) == 3 and parts[0] == "spark_catalog" else parts))
+
+
+def prepare_storage(spark: SparkSession, storage: StorageSettings) -> None:
+    """Tables by name: every schema they live in must exist, or be created when ``storage.create_schema``. Checked
+    once per job, before any work."""
+    if not storage.by_name:
+        return
+    schemas = sorted({storage.table_ref(layer, "x").rsplit(".", 1)[0] for layer in TABLE_LAYERS})
+    for schema in schemas:
+        if spark.catalog.databaseExists(schema):
+            continue
+        if not storage.create_schema:
+            raise InputError(f"storage.schema: schema {schema} does not exist; create it (CREATE SCHEMA {schema}) "
+                             "or set storage.create_schema: true")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(f'`{p}`' for p in schema.split('.'))}")
 
 
 @dataclass(frozen=True)
 class GoldTable:
     """A gold table pinned to one Delta version: what training reads, and the lineage it was built from."""
 
-    path: str
+    path: str  # the table's identifier (``str(Table)``): a path or a name
     version: int
     rows: int
     rebuilt: bool
@@ -30,16 +119,17 @@ class GoldTable:
 log = logging.getLogger(__name__)
 
 
-def delta_version(spark: SparkSession, path: str) -> int | None:
-    """Current version of the Delta table at ``path``, or None when there is no table."""
-    if not DeltaTable.isDeltaTable(spark, path):
+def delta_version(spark: SparkSession, table: Table | str) -> int | None:
+    """Current version of the Delta table, or None when there is no table."""
+    table = Table.of(table)
+    if not table.exists(spark):
         return None
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+    return int(table.delta(spark).history(1).select("version").first()[0])
 
 
-def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
+def last_commit(spark: SparkSession, table: Table | str) -> dict[str, Any]:
     """The newest commit of the table: version, operation, operationMetrics and parsed userMetadata."""
-    row = DeltaTable.forPath(spark, path).history(1).first()
+    row = Table.of(table).delta(spark).history(1).first()
     metadata = row["userMetadata"]
     return {
         "version": int(row["version"]),
@@ -65,11 +155,12 @@ def idempotent_dml(spark: SparkSession, app_id: str, version: int = 0,
         yield
 
 
-def latest_user_metadata(spark: SparkSession, path: str, key: str) -> Any:
+def latest_user_metadata(spark: SparkSession, table: Table | str, key: str) -> Any:
     """``userMetadata[key]`` of the newest commit of the table that carries it (None when none does)."""
-    if not DeltaTable.isDeltaTable(spark, path):
+    table = Table.of(table)
+    if not table.exists(spark):
         return None
-    for row in DeltaTable.forPath(spark, path).history().select("version", "userMetadata").orderBy("version", ascending=False).collect():
+    for row in table.delta(spark).history().select("version", "userMetadata").orderBy("version", ascending=False).collect():
         if row["userMetadata"]:
             try:
                 value = json.loads(row["userMetadata"]).get(key)

@@ -83,6 +83,13 @@ class Settings(_Frozen):
             if set(join.keys) != set(key):
                 raise ValueError(f"features.joins: joining '{join.source}' on {list(join.keys)} could repeat rows; "
                                  f"join on its primary key {list(key)}")
+        if self.storage.by_name:
+            names = {**{f"sources.{n}": n for n in self.sources}, "features.table": self.features.table,
+                     "score.table": self.score.table, "monitor.table": self.monitor.table}
+            bad = [f"{key} '{value}'" for key, value in names.items() if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value)]
+            if bad:
+                raise ValueError(f"storage.schema addresses tables by name, and {', '.join(bad)} cannot be part of a "
+                                 "table name: use letters, digits and _ only")
         return self
 
 
@@ -132,7 +139,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | N
         elif not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
+        return sorted(field.alias or name for name, field in current.model_fields.items())
     return None
 
 
@@ -248,10 +255,19 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
         raise ConfigError("\n".join(_describe(e, layers) for e in exc.errors())) from None
 
     storage = settings.storage.model_copy(update={
-        "root": _resolve_local(settings.storage.root, root),
-        "landing": _resolve_local(settings.storage.landing, root),
-    })
+        key: _resolve_local(value, root) for key, value in (
+            ("root", settings.storage.root), ("files", settings.storage.files),
+            ("landing", settings.storage.landing), ("metastore", settings.storage.metastore)) if value is not None})
+    conf = dict(settings.spark.conf)
+    if storage.metastore is not None:  # Spark's session catalog kept between jobs: a Derby metastore and a warehouse
+        conf = {"spark.sql.catalogImplementation": "hive",
+                "spark.sql.warehouse.dir": f"{storage.metastore}/warehouse",
+                "spark.hadoop.javax.jdo.option.ConnectionURL":
+                    f"jdbc:derby:;databaseName={storage.metastore}/metastore_db;create=true",
+                "spark.driver.extraJavaOptions": f"-Dderby.system.home={storage.metastore}",  # derby.log there
+                **conf}
     spark = settings.spark.model_copy(update={
+        "conf": conf,
         "jar_cache": _resolve_local(settings.spark.jar_cache, root),
         # not resolved: a venv's python is a symlink, and only the link's path knows the venv
         "python": settings.spark.python and str(root / settings.spark.python)})

@@ -2,26 +2,98 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Mapping
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from lakeforge.config._base import _Frozen, _to_str
 
 
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: The layers a table belongs to, each a folder under ``root`` (tables by path) or a name prefix (tables by name).
+TABLE_LAYERS = ("bronze", "silver", "quarantine", "quality", "gold", "predictions", "monitoring", "operations",
+                "staging")
+
+
 class StorageSettings(_Frozen):
-    root: str = Field(description="lakehouse root; tables live at <root>/<layer>/<name>")
+    """Where lakeforge keeps its tables and files: tables by path under ``root``, or by name in ``catalog.schema``
+    (Unity Catalog on Databricks, Spark's session catalog elsewhere); files (stream and model checkpoints, reports,
+    search state) under ``files``, which defaults to ``root``."""
+
+    root: str | None = Field(None, description="tables by path: each table at <root>/<layer>/<name>; null when "
+                                               "tables are addressed by name (schema)")
+    catalog: str | None = Field(None, pattern=_IDENTIFIER,
+                                description="tables by name: the catalog (a Unity Catalog catalog; spark_catalog: "
+                                            "Spark's session catalog); null: the session's current catalog")
+    schema_: str | None = Field(None, alias="schema", pattern=_IDENTIFIER,
+                                description="tables by name: the schema (database) holding them, as "
+                                            "<catalog>.<schema>.<layer>_<name>")
+    layer_schemas: dict[str, str] = Field(default_factory=dict,
+                                          description="tables by name: a schema per layer instead of schema (e.g. "
+                                                      "{bronze: raw, gold: features}); the layer prefix is kept")
+    create_schema: bool = Field(False, description="tables by name: create missing schemas (CREATE SCHEMA IF NOT "
+                                                   "EXISTS) instead of failing before any work")
+    files: str | None = Field(None, description="files: stream and model checkpoints, reports, search state (a "
+                                                "Unity Catalog Volume path on Databricks); default <root>")
     landing: str = Field(description="where raw files land; source paths are relative to it")
+    metastore: str | None = Field(None, description="a local Hive metastore (Derby) and warehouse folder, so that "
+                                                    "Spark's session catalog keeps tables between jobs; null on "
+                                                    "platforms with their own catalog")
     umask: str | None = Field(None, pattern=r"^0?[0-7]{3}$",
                               description="local file systems: the umask jobs write with (077: owner only), for the "
                                           "lakehouse, the MLflow store and the event log; null: the process's own")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_addressing(self) -> "StorageSettings":
+        by_name = self.schema_ is not None or bool(self.layer_schemas)
+        if by_name and self.root is not None:
+            raise ValueError("storage.root and storage.schema are both set: tables live either by path under root or "
+                             "by name in schema; set root: null (and files: a folder or Volume) to address them by name")
+        if not by_name and self.root is None:
+            raise ValueError("storage: set root (tables by path) or schema (tables by name in a catalog)")
+        if by_name and self.files is None:
+            raise ValueError("storage.files is required when tables are addressed by name (schema): the folder or "
+                             "Unity Catalog Volume (/Volumes/<catalog>/<schema>/<volume>) for checkpoints and reports")
+        unknown = sorted(set(self.layer_schemas) - set(TABLE_LAYERS))
+        if unknown:
+            raise ValueError(f"storage.layer_schemas: unknown layer(s) {unknown}; layers: {', '.join(TABLE_LAYERS)}")
+        bad = sorted(v for v in self.layer_schemas.values() if not re.match(_IDENTIFIER, v))
+        if bad:
+            raise ValueError(f"storage.layer_schemas: {bad} are not plain identifiers (letters, digits, _)")
+        return self
+
+    @property
+    def by_name(self) -> bool:
+        """Tables addressed by name in a catalog (else by path under ``root``)."""
+        return self.root is None
+
+    @property
+    def files_root(self) -> str:
+        return (self.files or self.root or "").rstrip("/")
 
     @property
     def umask_bits(self) -> int | None:
         return None if self.umask is None else int(self.umask, 8)
 
-    def table_path(self, layer: str, name: str) -> str:
-        return f"{self.root.rstrip('/')}/{layer}/{name}"
+    def table_ref(self, layer: str, name: str) -> str:
+        """The table's identifier: ``<root>/<layer>/<name>`` or ``[<catalog>.]<schema>.<layer>_<name>`` (gold,
+        predictions and monitoring tables keep their configured name without the prefix)."""
+        if layer not in TABLE_LAYERS:
+            raise ValueError(f"unknown table layer {layer!r}; layers: {', '.join(TABLE_LAYERS)}")
+        if not self.by_name:
+            return f"{self.root.rstrip('/')}/{layer}/{name}"
+        table = name if layer in ("gold", "predictions", "monitoring", "quality", "operations") else f"{layer}_{name}"
+        schema = self.layer_schemas.get(layer, self.schema_)
+        if schema is None:
+            raise ValueError(f"storage.schema is not set and storage.layer_schemas has no schema for layer {layer}")
+        return ".".join(p for p in (self.catalog, schema, table) if p)
+
+    def file_path(self, *parts: str) -> str:
+        """A file location under ``files`` (or ``root``)."""
+        return "/".join((self.files_root, *parts))
 
     def landing_path(self, relative: str) -> str:
         if "://" in relative or relative.startswith("/"):

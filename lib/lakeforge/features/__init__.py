@@ -7,16 +7,15 @@ import json
 import logging
 from typing import Callable
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeforge.config import Settings
 from lakeforge.errors import MissingInputError
-from lakeforge.paths import entity_key, gold_path, silver_path
+from lakeforge.paths import entity_key, gold_table, silver_table
 from lakeforge.spark import session_conf
-from lakeforge.tables import GoldTable, delta_version, last_commit, retry_on_conflict
+from lakeforge.tables import GoldTable, Table, delta_version, last_commit, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ def _lineage(spark: SparkSession, settings: Settings) -> dict:
     names = [features.base, *(j.source for j in features.joins)]
     sources = {}
     for name in names:
-        path = silver_path(settings, name)
+        path = silver_table(settings, name)
         version = delta_version(spark, path)
         if version is None:
             raise MissingInputError(f"the gold table needs silver table '{name}' at {path}, which does not exist; "
@@ -59,7 +58,7 @@ def assemble_features(spark: SparkSession, settings: Settings, lineage: dict) ->
 
     def silver(name: str) -> DataFrame:
         src = lineage["sources"][name]
-        return spark.read.format("delta").option("versionAsOf", src["version"]).load(src["path"])
+        return Table.of(src["path"]).read(spark, src["version"])
 
     return assemble(settings, silver)
 
@@ -68,7 +67,7 @@ def _same_schema(a: T.StructType, b: T.StructType) -> bool:
     return [(f.name, f.dataType.simpleString()) for f in a.fields] == [(f.name, f.dataType.simpleString()) for f in b.fields]
 
 
-def _merge_changes(spark: SparkSession, path: str, frame: DataFrame, key: list[str], lineage: dict) -> None:
+def _merge_changes(spark: SparkSession, path: Table, frame: DataFrame, key: list[str], lineage: dict) -> None:
     """One MERGE by entity key: rows whose values changed are updated, new keys inserted, keys no longer produced
     deleted; an unchanged row is not touched, so the Change Data Feed holds only real changes."""
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key)
@@ -76,7 +75,7 @@ def _merge_changes(spark: SparkSession, path: str, frame: DataFrame, key: list[s
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values) or "false"
     metadata = {"spark.databricks.delta.commitInfo.userMetadata": json.dumps(lineage, sort_keys=True)}
     with session_conf(spark, metadata):
-        (DeltaTable.forPath(spark, path).alias("t").merge(frame.alias("s"), on)
+        (path.delta(spark).alias("t").merge(frame.alias("s"), on)
          .whenMatchedUpdateAll(condition=changed)
          .whenNotMatchedInsertAll()
          .whenNotMatchedBySourceDelete()
@@ -88,27 +87,27 @@ def build_gold_table(spark: SparkSession, settings: Settings, *, force: bool = F
     reflects them). The first build writes the table (Change Data Feed on); later builds MERGE by the entity key,
     so only the rows that really changed are rewritten and incremental scoring sees only them. A feature spec
     that changes the columns or their types rewrites the table."""
-    path = gold_path(settings)
+    path = gold_table(settings)
     lineage = _lineage(spark, settings)
     exists = delta_version(spark, path) is not None
     if not force and exists:
         commit = last_commit(spark, path)
         if commit["user_metadata"] == lineage:
-            rows = spark.read.format("delta").load(path).count()
+            rows = path.read(spark).count()
             log.info("gold table %s is up to date (version %s)", path, commit["version"])
             return GoldTable(path, commit["version"], rows, False, lineage)
     frame = assemble_features(spark, settings, lineage)
-    if exists and _same_schema(spark.read.format("delta").load(path).schema, frame.schema):
+    if exists and _same_schema(path.read(spark).schema, frame.schema):
         retry_on_conflict(lambda: _merge_changes(spark, path, frame, entity_key(settings), lineage),
                           what=f"merge into {path}")
     else:
-        retry_on_conflict(lambda: frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-                          .option("delta.enableChangeDataFeed", "true")  # incremental scoring reads gold's changes
-                          .option("userMetadata", json.dumps(lineage, sort_keys=True)).save(path),
+        retry_on_conflict(lambda: path.save(frame.write.mode("overwrite").option("overwriteSchema", "true")
+                                            .option("delta.enableChangeDataFeed", "true"),  # incremental scoring
+                                            user_metadata=json.dumps(lineage, sort_keys=True)),
                           what=f"write {path}")
     commit = last_commit(spark, path)
     version = commit["version"]
-    rows = spark.read.format("delta").option("versionAsOf", version).load(path).count()
+    rows = path.read(spark, version).count()
     counts = ", ".join(f"{what} {commit['metrics'].get(metric, 0):,}" for what, metric in (
         ("updated", "numTargetRowsUpdated"), ("inserted", "numTargetRowsInserted"), ("deleted", "numTargetRowsDeleted")))
     log.info("gold table %s: version %s, %s rows (%s)", path, version, rows,

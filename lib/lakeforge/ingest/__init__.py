@@ -14,10 +14,10 @@ from lakeforge.errors import DataQualityError, InputError
 from lakeforge.ingest.batch import IngestResult, nothing_new, process_batch
 from lakeforge.ingest.pii import PiiKeyMissingError
 from lakeforge.ingest.read import BatchRejectedError, read_files_batch
-from lakeforge.paths import bronze_path, dq_metrics_path, quarantine_path, silver_path
+from lakeforge.paths import bronze_table, dq_metrics_table, quarantine_table, silver_table
 
-__all__ = ["BatchRejectedError", "DataQualityError", "IngestResult", "PiiKeyMissingError", "bronze_path",
-           "dq_metrics_path", "ingest_source", "quarantine_path", "silver_path"]
+__all__ = ["BatchRejectedError", "DataQualityError", "IngestResult", "PiiKeyMissingError", "bronze_table",
+           "dq_metrics_table", "ingest_source", "quarantine_table", "silver_table"]
 
 
 def ingest_source(spark: SparkSession, settings: Settings, source_name: str, input_path: str | None = None) -> IngestResult:
@@ -31,7 +31,7 @@ def ingest_source(spark: SparkSession, settings: Settings, source_name: str, inp
 
         if input_path:
             raise InputError(f"source '{source_name}' is read over JDBC; --input does not apply")
-        raw = read_jdbc_batch(spark, settings, source, silver_path(settings, source.name))
+        raw = read_jdbc_batch(spark, settings, source, silver_table(settings, source.name))
         if raw is None:
             return nothing_new(spark, settings, source)
     elif source.kind == "stream_files" and input_path is None:

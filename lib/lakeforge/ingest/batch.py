@@ -20,9 +20,9 @@ from lakeforge.ingest.pii import PiiKeyMissingError
 from lakeforge.ingest.quality import (BatchStats, batch_stats, evaluate, failures, stats_aggregates, stats_from,
                                       write_metrics)
 from lakeforge.ingest.read import CORRUPT, RawBatch
-from lakeforge.paths import bronze_path, dq_metrics_path, quarantine_path, silver_path
+from lakeforge.paths import bronze_table, dq_metrics_table, quarantine_table, silver_table
 from lakeforge.spark import session_conf
-from lakeforge.tables import delta_version, last_commit, retry_on_conflict
+from lakeforge.tables import Table, delta_version, last_commit, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def pii_key_for(settings: Settings, source: SourceSpec) -> bytes | None:
 STATS_DEFAULT = "spark.databricks.delta.properties.defaults.dataSkippingStatsColumns"
 
 
-def _append_once(spark: SparkSession, frame, path: str, app_id: str, merge_schema: bool = False) -> bool:
+def _append_once(spark: SparkSession, frame, path: Table, app_id: str, merge_schema: bool = False) -> bool:
     """Idempotent Delta append (at most once per ``app_id``); True when this call committed it.
 
     A table this creates keeps file statistics for ``_batch_id`` only: its readers select whole batches,
@@ -69,8 +69,8 @@ def _append_once(spark: SparkSession, frame, path: str, app_id: str, merge_schem
     def append() -> bool:
         before = delta_version(spark, path)
         with session_conf(spark, {STATS_DEFAULT: "_batch_id"}):
-            (frame.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", 0)
-             .option("mergeSchema", str(merge_schema).lower()).save(path))
+            path.save(frame.write.mode("append").option("txnAppId", app_id).option("txnVersion", 0)
+                      .option("mergeSchema", str(merge_schema).lower()))
         return delta_version(spark, path) != before
 
     return retry_on_conflict(append, what=f"appending to {path}")
@@ -135,10 +135,10 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
     phases = _Phases()
     # Bronze keeps whatever arrived (its schema may grow); the contract is enforced on the way to silver.
     # PII is hashed (and malformed lines of a PII source encrypted) before anything lands (enforce.protect).
-    appended = _append_once(spark, protect(raw.frame, source, key), bronze_path(settings, source.name),
+    appended = _append_once(spark, protect(raw.frame, source, key), bronze_table(settings, source.name),
                             f"lakeforge-bronze:{batch_id}", merge_schema=True)
     phases.done("bronze_append")
-    bronze = spark.read.format("delta").load(bronze_path(settings, source.name)).where(F.col("_batch_id") == batch_id)
+    bronze = bronze_table(settings, source.name).read(spark).where(F.col("_batch_id") == batch_id)
     checked = [PII_REASONS] if source.pii else []
     enforced = enforce(bronze.select(*source.column_names, CORRUPT, "_ingested_at", "_source_file", "_batch_id",
                                      *checked), source)
@@ -160,18 +160,18 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
         rejected = quarantine_rows(enforced, source)
         if losers is not None:
             rejected = rejected.unionByName(duplicate_rows(losers, source))
-        _append_once(spark, rejected, quarantine_path(settings, source.name), f"lakeforge-quarantine:{batch_id}")
+        _append_once(spark, rejected, quarantine_table(settings, source.name), f"lakeforge-quarantine:{batch_id}")
     phases.done("quarantine")
     measured = evaluate(source, stats, duplicates)
-    write_metrics(spark, dq_metrics_path(settings), source.name, batch_id, measured)
+    write_metrics(spark, dq_metrics_table(settings), source.name, batch_id, measured)
     phases.done("dq_metrics")
     failed = failures(measured)
     if failed:
         raise DataQualityError(
             f"source '{source.name}' batch {batch_id} failed expectation(s): {'; '.join(failed)}. Silver was not "
-            f"changed; the batch is in {bronze_path(settings, source.name)} (_batch_id = '{batch_id}') and its "
-            f"metrics in {dq_metrics_path(settings)}")
-    silver = silver_path(settings, source.name)
+            f"changed; the batch is in {bronze_table(settings, source.name)} (_batch_id = '{batch_id}') and its "
+            f"metrics in {dq_metrics_table(settings)}")
+    silver = silver_table(settings, source.name)
     if stats.rows_read == 0:  # a header-only file: no silver commit, so nothing downstream sees a new version
         log.info("source '%s' batch %s has no rows: silver is not touched", source.name, batch_id)
         merged = False
@@ -186,7 +186,7 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
         source=source.name, batch_id=batch_id, rows_read=stats.rows_read, bronze_appended=appended,
         quarantined=stats.quarantined, duplicates_dropped=duplicates, silver_merged=merged,
         silver_inserted=metrics.get("numTargetRowsInserted", 0), silver_updated=metrics.get("numTargetRowsUpdated", 0),
-        silver_version=commit["version"], silver_rows=spark.read.format("delta").load(silver).count(),
+        silver_version=commit["version"], silver_rows=silver.read(spark).count(),
         added_columns=raw.added_columns,
     )
     phases.done("result")
@@ -196,8 +196,8 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
 
 def nothing_new(spark: SparkSession, settings: Settings, source: SourceSpec) -> IngestResult:
     """The result of a run that found no new rows: nothing was written."""
-    silver = silver_path(settings, source.name)
+    silver = silver_table(settings, source.name)
     version = delta_version(spark, silver)
-    rows = spark.read.format("delta").load(silver).count() if version is not None else 0
+    rows = silver.read(spark).count() if version is not None else 0
     log.info("source '%s': nothing new since the last batch", source.name)
     return IngestResult(source.name, "", 0, False, 0, 0, False, 0, 0, -1 if version is None else version, rows)

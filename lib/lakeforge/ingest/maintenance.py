@@ -7,13 +7,14 @@ import logging
 import re
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
+
 from pyspark.sql import SparkSession
 
 from lakeforge.config import Settings
 from lakeforge.errors import InputError, MissingInputError, RetentionTooShortError
-from lakeforge.paths import silver_path
+from lakeforge.paths import silver_table
 from lakeforge.spark import session_conf
+from lakeforge.tables import Table
 
 log = logging.getLogger(__name__)
 SAFE_RETENTION_HOURS = 168.0  # Delta's default delta.deletedFileRetentionDuration: 7 days
@@ -39,7 +40,7 @@ def _interval_hours(text: str) -> float:
 
 def safe_retention_hours(spark: SparkSession, path: str) -> float:
     """The table's own ``delta.deletedFileRetentionDuration`` in hours (Delta's default when unset)."""
-    properties = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
+    properties = spark.sql(f"DESCRIBE DETAIL {Table.of(path).sql}").first()["properties"]
     value = properties.get("delta.deletedFileRetentionDuration")
     return _interval_hours(value) if value else SAFE_RETENTION_HOURS
 
@@ -53,7 +54,7 @@ def vacuum_table(spark: SparkSession, path: str, retention_hours: float | None =
         raise RetentionTooShortError(
             f"VACUUM of {path} with {hours:g} hours would delete files younger than the table's retention of {safe:g} "
             "hours, breaking time travel and possibly running readers or writers; use --force if you are sure")
-    table = DeltaTable.forPath(spark, path)
+    table = Table.of(path).delta(spark)
     forced = hours < safe
     if forced:
         log.warning("VACUUM of %s below the safe retention (%g < %g hours), as forced", path, hours, safe)
@@ -65,7 +66,7 @@ def vacuum_table(spark: SparkSession, path: str, retention_hours: float | None =
 
 def optimize_table(spark: SparkSession, path: str, zorder_by: tuple[str, ...] = ()) -> tuple[int, int]:
     """Compact small files (and Z-order by ``zorder_by``); returns (files removed, files added)."""
-    builder = DeltaTable.forPath(spark, path).optimize()
+    builder = Table.of(path).delta(spark).optimize()
     metrics = (builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()).first()["metrics"]
     return int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
 
@@ -74,9 +75,9 @@ def maintain_source(spark: SparkSession, settings: Settings, source_name: str, *
                     force: bool = False) -> MaintenanceResult:
     """OPTIMIZE then VACUUM the silver table of ``source_name``."""
     source = settings.sources[source_name]
-    path = silver_path(settings, source_name)
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise MissingInputError(f"no silver table for source '{source_name}' at {path}; ingest it first")
+    path = silver_table(settings, source_name)
+    if not path.exists(spark):
+        raise MissingInputError(f"no silver table for source '{source_name}' ({path}); ingest it first")
     removed, added = optimize_table(spark, path, source.zorder_by)
     hours = safe_retention_hours(spark, path) if retention_hours is None else retention_hours
     deleted = vacuum_table(spark, path, hours, force=force)

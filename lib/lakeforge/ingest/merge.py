@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 
 from lakeforge.config import SourceSpec
 from lakeforge.errors import InputError
-from lakeforge.tables import idempotent_dml, retry_on_conflict
+from lakeforge.tables import Table, idempotent_dml, retry_on_conflict
 
 log = logging.getLogger(__name__)
 SILVER_LINEAGE = (("_batch_id", "string"), ("_ingested_at", "timestamp"))
@@ -31,10 +31,10 @@ def _check_constraints(source: SourceSpec) -> dict[str, str]:
             for c in source.columns if c.check and c.name not in source.pii}
 
 
-def _create_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> None:
+def _create_silver_table(spark: SparkSession, table: Table, source: SourceSpec) -> None:
     """One commit: schema, Change Data Feed and the CHECK constraints (as the ``delta.constraints.*`` properties
     that ``ADD CONSTRAINT`` would write, one commit each, on an empty table)."""
-    builder = (DeltaTable.createIfNotExists(spark).location(path)
+    builder = (table.create_builder(spark)
                .property("delta.enableChangeDataFeed", "true")
                .comment(f"lakeforge silver table of source '{source.name}'"))
     for name, rule in _check_constraints(source).items():
@@ -49,11 +49,12 @@ def _create_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> 
     builder.execute()
 
 
-def ensure_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> DeltaTable:
-    """Create the silver table for ``source`` at ``path`` if needed; add columns an additive source gained."""
-    if not DeltaTable.isDeltaTable(spark, path):
-        retry_on_conflict(lambda: _create_silver_table(spark, path, source), what=f"creating silver table {path}")
-    table = DeltaTable.forPath(spark, path)
+def ensure_silver_table(spark: SparkSession, path: Table | str, source: SourceSpec) -> DeltaTable:
+    """Create the silver table for ``source`` if needed; add columns an additive source gained."""
+    silver = Table.of(path)
+    if not silver.exists(spark):
+        retry_on_conflict(lambda: _create_silver_table(spark, silver, source), what=f"creating silver table {path}")
+    table = silver.delta(spark)
     present = set(table.toDF().columns)
     new = [c for c in source.columns if c.name not in present]
     if new:
@@ -61,7 +62,7 @@ def ensure_silver_table(spark: SparkSession, path: str, source: SourceSpec) -> D
             raise InputError(f"silver table {path} lacks column(s) {[c.name for c in new]} of source '{source.name}', "
                              "whose schema_evolution is strict; evolve the table or the contract first")
         ddl = ", ".join(f"`{c.name}` {silver_type(source, c.name, c.type)}" for c in new)
-        retry_on_conflict(lambda: spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({ddl})"),
+        retry_on_conflict(lambda: spark.sql(f"ALTER TABLE {silver.sql} ADD COLUMNS ({ddl})"),
                           what=f"evolving {path}")
         log.warning("source '%s' (schema_evolution: additive): added column(s) %s to silver table %s",
                     source.name, [c.name for c in new], path)
@@ -111,7 +112,7 @@ def _key_hash(source: SourceSpec):
     return F.xxhash64(*[F.col(f"`{k}`") for k in source.primary_key])
 
 
-def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: DataFrame, batch_id: str,
+def merge_into_silver(spark: SparkSession, path: Table | str, source: SourceSpec, rows: DataFrame, batch_id: str,
                       watermark: str | None = None) -> bool:
     """MERGE deduplicated ``rows`` into silver, at most once per batch. Returns False if it was already merged.
 
@@ -133,7 +134,7 @@ def merge_into_silver(spark: SparkSession, path: str, source: SourceSpec, rows: 
     def merge() -> bool:
         before = table.history(1).select("version").first()[0]
         metadata = {"batch_id": batch_id, **({"watermark": watermark} if watermark is not None else {})}
-        empty = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["numFiles"] == 0
+        empty = spark.sql(f"DESCRIBE DETAIL {Table.of(path).sql}").first()["numFiles"] == 0
         with idempotent_dml(spark, app_id=f"lakeforge-silver:{source.name}:{batch_id}", user_metadata=metadata):
             builder = table.alias("t").merge(rows.alias("s"), on)
             if not empty:

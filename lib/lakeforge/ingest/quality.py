@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import SourceSpec
 from lakeforge.ingest.enforce import VALID
-from lakeforge.tables import retry_on_conflict
+from lakeforge.tables import Table, retry_on_conflict
 
 DQ_SCHEMA = ("source string, batch_id string, metric string, column string, value double, threshold double, "
              "passed boolean")
@@ -73,6 +73,6 @@ def write_metrics(spark: SparkSession, path: str, source: str, batch_id: str, me
     """Append the batch's metrics once (Delta idempotent append keyed by the batch)."""
     frame = spark.createDataFrame([(source, batch_id, *m) for m in measured], DQ_SCHEMA)
     writer = (frame.withColumn("measured_at", F.current_timestamp())
-              .write.format("delta").mode("append")
+              .write.mode("append")
               .option("txnAppId", f"lakeforge-dq:{batch_id}").option("txnVersion", 0))
-    retry_on_conflict(lambda: writer.save(path), what=f"appending to {path}")
+    retry_on_conflict(lambda: Table.of(path).save(writer), what=f"appending to {path}")

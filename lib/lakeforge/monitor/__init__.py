@@ -37,8 +37,8 @@ from lakeforge.monitor.performance import (WindowPerformance, labelled_predictio
                                            regression_performance)
 from lakeforge.monitor.report import render_report
 from lakeforge.monitor.stats import EPSILON, ColumnDrift, compare, population_stability_index, status
-from lakeforge.paths import entity_key, gold_path, monitor_path, report_path
-from lakeforge.tables import delta_version, retry_on_conflict
+from lakeforge.paths import entity_key, gold_table, monitor_table, report_path
+from lakeforge.tables import Table, delta_version, retry_on_conflict
 
 
 class ScoredBatch(Protocol):
@@ -55,7 +55,7 @@ class ScoredBatch(Protocol):
 
 
 log = logging.getLogger(__name__)
-__all__ = ["EPSILON", "MonitorResult", "drift_between", "monitor_drift", "monitor_path", "population_stability_index"]
+__all__ = ["EPSILON", "MonitorResult", "drift_between", "monitor_drift", "monitor_table", "population_stability_index"]
 
 SCHEMA = ("batch_id string, model_name string, model_version int, run_id string, source_table string, "
           "source_version long, kind string, feature string, metric string, window_start date, value double, "
@@ -97,7 +97,7 @@ def _sql_string(value: str) -> str:
 
 
 def _batch_predictions(spark: SparkSession, scored: ScoredBatch) -> DataFrame:
-    frame = spark.read.format("delta").option("versionAsOf", scored.table_version).load(scored.table)
+    frame = Table.of(scored.table).read(spark, scored.table_version)
     return frame.where((F.col("model_name") == scored.model_name) & (F.col("model_version") == scored.model_version)
                        & (F.col("batch_id") == scored.batch_id))
 
@@ -127,7 +127,7 @@ def perf_label(settings: Settings) -> str:
 
 
 def labels_table(settings: Settings) -> str:
-    return settings.monitor.performance.labels_table or gold_path(settings)
+    return settings.monitor.performance.labels_table or gold_table(settings)
 
 
 def window_column(settings: Settings) -> str | None:
@@ -152,7 +152,7 @@ def _training_keys(spark: SparkSession, settings: Settings, mv, key: list[str]) 
                       "labelled row counts as out-of-sample; retrain to separate the training rows")
     label = settings.features.label
     try:
-        gold = spark.read.format("delta").option("versionAsOf", int(version)).load(table)
+        gold = Table.of(table).read(spark, int(version))
         gold.schema  # noqa: B018 - resolves the read: a vacuumed version fails here, before any job
     except Exception as exc:  # noqa: BLE001 - Delta raises several types for a version it cannot read
         return None, (f"the gold table {table} at version {version}, which the model was trained on, cannot be read "
@@ -168,7 +168,7 @@ def _performance(spark: SparkSession, settings: Settings, predictions: DataFrame
     if delta_version(spark, table) is None:
         raise MissingInputError(f"labels table {table} is not a Delta table; set monitor.performance.labels_table "
                                 "to a table with the entity key, the label and the window column")
-    labels = spark.read.format("delta").load(table)
+    labels = Table.of(table).read(spark)
     column = window_column(settings)
     if column is not None and perf.window_column is None and (
             column not in labels.columns or labels.schema[column].dataType.typeName() not in TEMPORAL):
@@ -235,7 +235,7 @@ def _log_to_mlflow(settings: Settings, batch: dict, rows: list[dict], html_text:
             "source_table": batch["source_table"], "source_version": str(batch["source_version"]),
             "batch_id": batch["batch_id"]}
     run = client.create_run(experiment_id, tags=tags, run_name=f"monitor {batch['model_name']} v{batch['model_version']} "
-                            f"{Path(batch['source_table']).name}@v{batch['source_version']}")
+                            f"{Table.of(batch['source_table']).short_name}@v{batch['source_version']}")
     run_id = run.info.run_id
     try:
         now = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
@@ -286,7 +286,7 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoredBatch) 
     if counted_prediction["rows"] == 0:
         raise InputError(f"{scored.table} (Delta version {scored.table_version}) has no predictions of "
                          f"{scored.model_name} v{scored.model_version} for {batch_id}; score that batch first")
-    source = spark.read.format("delta").option("versionAsOf", scored.source_version).load(scored.source_table)
+    source = Table.of(scored.source_table).read(spark, scored.source_version)
     missing = [c for c in (*key, *features.feature_columns) if c not in source.columns]
     if missing:
         raise InputError(f"source {scored.source_table} (Delta version {scored.source_version}) lacks column(s) "
@@ -304,12 +304,12 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoredBatch) 
     holdout_rmse = None if classify else client.get_run(mv.run_id).data.metrics.get("holdout_rmse")
     rows += _performance_rows(batch, settings, windows, holdout_rmse)
 
-    target = monitor_path(settings)
+    target = monitor_table(settings)
     frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in SCHEMA.split(", ")) for r in rows], SCHEMA)
     where = (f"model_name = {_sql_string(scored.model_name)} AND model_version = {int(scored.model_version)} "
              f"AND batch_id = {_sql_string(batch_id)}")
-    retry_on_conflict(lambda: frame.withColumn("computed_at", F.current_timestamp()).write.format("delta")
-                      .mode("overwrite").option("replaceWhere", where).save(target), what=f"write {target}")
+    retry_on_conflict(lambda: target.save(frame.withColumn("computed_at", F.current_timestamp()).write
+                                          .mode("overwrite").option("replaceWhere", where)), what=f"write {target}")
     table_version = delta_version(spark, target)
 
     computed = {**batch, "task": task, "computed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

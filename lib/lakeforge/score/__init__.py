@@ -22,15 +22,15 @@ from lakeforge.errors import EmptyInputError, MissingInputError, PredictionsTabl
 from lakeforge.models import SCORE, output_column
 from lakeforge.models.load import load_registered
 from lakeforge.models.registry import find_version, mlflow_client
-from lakeforge.paths import entity_key, gold_path, predictions_path
+from lakeforge.paths import entity_key, gold_table, predictions_table
 from lakeforge.score.incremental import ChangeDataFeedError, changed_rows
 from lakeforge.score.signature import SignatureMismatchError, check_signature
 from lakeforge.spark import session_conf
-from lakeforge.tables import delta_version, last_commit, retry_on_conflict
+from lakeforge.tables import Table, delta_version, last_commit, retry_on_conflict
 
 log = logging.getLogger(__name__)
 __all__ = ["ChangeDataFeedError", "EmptyInputError", "PredictionsTableError", "ScoreResult", "SignatureMismatchError",
-           "check_signature", "latest_scored", "predictions_path", "score_table"]
+           "check_signature", "latest_scored", "predictions_table", "score_table"]
 ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
@@ -63,7 +63,7 @@ def check_predictions_table(spark: SparkSession, target: str) -> None:
     its rows have no batch to be replaced by, so a rerun would duplicate instead of replace them."""
     if delta_version(spark, target) is None:
         return
-    missing = [c for c in BATCH_COLUMNS if c not in spark.read.format("delta").load(target).columns]
+    missing = [c for c in BATCH_COLUMNS if c not in Table.of(target).read(spark).columns]
     if missing:
         raise PredictionsTableError(
             f"predictions table {target} has no column(s) {', '.join(missing)}: it was written by an older "
@@ -74,7 +74,7 @@ def check_predictions_table(spark: SparkSession, target: str) -> None:
 def _last_scored_version(spark: SparkSession, target: str, name: str, version: int, source: str) -> int | None:
     if delta_version(spark, target) is None:
         return None
-    row = (spark.read.format("delta").load(target)
+    row = (Table.of(target).read(spark)
            .where((F.col("model_name") == name) & (F.col("model_version") == version) & (F.col("source_table") == source))
            .agg(F.max("source_version").alias("v")).first())
     return None if row["v"] is None else int(row["v"])
@@ -97,11 +97,11 @@ def score_table(
     name = model_name or settings.model.registered_name
     client = mlflow_client(settings.mlflow)
     mv = find_version(client, name, alias=None if version is not None else alias, version=version)
-    source = input_path or gold_path(settings)
+    source = Table.of(input_path) if input_path else gold_table(settings)
     source_version = delta_version(spark, source)
     if source_version is None:
         raise MissingInputError(f"input {source} is not a Delta table; build it first (jobs/train.py builds gold)")
-    target = predictions_path(settings)
+    target = predictions_table(settings)
     check_predictions_table(spark, target)
     key = entity_key(settings)
     from_version = _last_scored_version(spark, target, name, int(mv.version), source) if incremental else None
@@ -111,7 +111,7 @@ def score_table(
         return ScoreResult(target, delta_version(spark, target), 0, name, int(mv.version), mv.run_id, source,
                            source_version, None, from_version)
     if from_version is None:
-        frame = spark.read.format("delta").option("versionAsOf", source_version).load(source)
+        frame = source.read(spark, source_version)
     else:
         frame = changed_rows(spark, source, from_version, source_version, key)
 
@@ -143,7 +143,7 @@ def score_table(
             F.lit(name).alias("model_name"),
             F.lit(int(mv.version)).alias("model_version"),
             F.lit(mv.run_id).alias("run_id"),
-            F.lit(source).alias("source_table"),
+            F.lit(str(source)).alias("source_table"),
             F.lit(source_version).cast("long").alias("source_version"),
             F.lit(from_version).cast("long").alias("source_from_version"),
             F.lit(batch).alias("batch_id"),
@@ -151,17 +151,16 @@ def score_table(
         )
         # Two scorers of one batch at once conflict on the replaced files: the loser re-runs its write (retried like
         # every Delta write lakeforge makes) and replaces the winner's rows with the same ones.
-        retry_on_conflict(lambda: out.write.format("delta").mode("overwrite")
-                          .option("replaceWhere", f"batch_id = '{batch}'").option("mergeSchema", "true")
-                          .option("userMetadata", json.dumps({"batch_id": batch})).save(target),
+        retry_on_conflict(lambda: target.save(out.write.mode("overwrite").option("replaceWhere", f"batch_id = '{batch}'")
+                                              .option("mergeSchema", "true"),
+                                              user_metadata=json.dumps({"batch_id": batch})),
                           what=f"write batch {batch} to {target}")
     commit = last_commit(spark, target)  # the write's own row count: no second pass over the predictions
     table_version = commit["version"]
     ours = (commit["user_metadata"] or {}).get("batch_id") == batch  # not a concurrent writer's commit
     rows = commit["metrics"].get("numOutputRows") if ours else None
     if rows is None:
-        rows = (spark.read.format("delta").option("versionAsOf", table_version).load(target)
-                .where(F.col("batch_id") == batch).count())
+        rows = target.read(spark, table_version).where(F.col("batch_id") == batch).count()
     log.info("scored %s rows of %s (versions %s..%s) with %s v%s into %s as batch %s", rows, source,
              "start" if from_version is None else from_version + 1, source_version, name, mv.version, target, batch)
     return ScoreResult(target, table_version, rows, name, int(mv.version), mv.run_id, source, source_version, batch,
@@ -174,11 +173,11 @@ def latest_scored(spark: SparkSession, settings: Settings, *, model_name: str | 
     name = model_name or settings.model.registered_name
     mv = find_version(mlflow_client(settings.mlflow), name, alias=None if version is not None else alias,
                       version=version)
-    target = predictions_path(settings)
+    target = predictions_table(settings)
     table_version = delta_version(spark, target)
     if table_version is None:
         raise MissingInputError(f"no predictions table at {target}; run jobs/score.py first")
-    rows = (spark.read.format("delta").load(target)
+    rows = (target.read(spark)
             .where((F.col("model_name") == name) & (F.col("model_version") == int(mv.version)))
             .groupBy("batch_id", "source_table", "source_version", "source_from_version", "run_id")
             .agg(F.count(F.lit(1)).alias("rows"), F.max("scored_at").alias("scored_at"))

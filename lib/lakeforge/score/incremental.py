@@ -12,12 +12,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
 from lakeforge.errors import ChangeDataFeedError
+from lakeforge.tables import Table
 
 CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
 def cdf_enabled(spark: SparkSession, path: str) -> bool:
-    properties = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"] or {}
+    properties = spark.sql(f"DESCRIBE DETAIL {Table.of(path).sql}").first()["properties"] or {}
     return properties.get("delta.enableChangeDataFeed", "false").lower() == "true"
 
 
@@ -27,11 +28,12 @@ def changed_rows(spark: SparkSession, path: str, after_version: int, through_ver
     if not cdf_enabled(spark, path):
         raise ChangeDataFeedError(
             f"--incremental needs the Change Data Feed of {path}, which is off; enable it with "
-            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true) and score the table "
+            f"ALTER TABLE {Table.of(path).sql} SET TBLPROPERTIES (delta.enableChangeDataFeed = true) and score the table "
             "once in full (without --incremental)")
     try:
-        changes = (spark.read.format("delta").option("readChangeFeed", "true")
-                   .option("startingVersion", after_version + 1).option("endingVersion", through_version).load(path))
+        changes = Table.of(path).load(spark.read.option("readChangeFeed", "true")
+                                      .option("startingVersion", after_version + 1)
+                                      .option("endingVersion", through_version))
         changes.schema  # noqa: B018 - resolves the read, raising here when the versions have no change data
     except AnalysisException as exc:
         raise ChangeDataFeedError(

@@ -9,7 +9,6 @@ import json
 import logging
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 import mlflow.data
@@ -26,7 +25,7 @@ from lakeforge.models import SCORE, TrainedModel, output_column
 from lakeforge.models.profile import log_baseline_profile
 from lakeforge.models.registry import ensure_experiment, mlflow_client, pinned_requirements, reap_orphaned_runs
 from lakeforge.paths import entity_key
-from lakeforge.tables import GoldTable
+from lakeforge.tables import GoldTable, Table
 from lakeforge.train import resume
 from lakeforge.train.checks import check_cluster, resolve_device, validate_params
 from lakeforge.train.estimator import LABEL_COL, holdout_metrics, with_label
@@ -100,7 +99,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
             return TrainResult(run_id, model.registered_name, version, metrics,
                                _is_champion(client, model.registered_name, version), False, decision)
 
-    frame = with_label(spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path), features)
+    frame = with_label(Table.of(gold.path).read(spark, gold.version), features)
     _check_columns(frame.columns, gold, features, model, key)
     train, test, split_spec = holdout_split(frame, features, key, model.seed, classify)
     balance = train.agg(F.count(F.lit(1)).alias("rows"), F.sum(LABEL_COL).alias("positives")).first()
@@ -118,13 +117,15 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
                              "training split")
         params["scale_pos_weight"] = (rows - positives) / positives
 
-    run_name = f"train {model.registered_name} on {Path(gold.path.rstrip('/')).name}@v{gold.version}"
+    table = Table.of(gold.path)
+    run_name = f"train {model.registered_name} on {table.short_name}@v{gold.version}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=owner_tags()) as run:
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
                          "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task,
                          "framework": model.framework})
-        mlflow.log_input(mlflow.data.from_spark(frame, path=gold.path, version=str(gold.version),
-                                                name=f"{Path(gold.path.rstrip('/')).name}@v{gold.version}"),
+        where = {"table_name": str(table)} if table.by_name else {"path": str(table)}
+        mlflow.log_input(mlflow.data.from_spark(frame, **where, version=str(gold.version),
+                                                name=f"{table.short_name}@v{gold.version}"),
                          context="training")
         mlflow.log_dict(split_spec, SPLIT_ARTIFACT)  # monitoring finds the rows the model was fitted on with it
         mlflow.log_metrics({"train_rows": rows, **({"train_positive_rate": positives / rows} if classify else {})})

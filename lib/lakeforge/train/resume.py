@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakeforge.config import Settings
 from lakeforge.holdout import in_training, load_spec
 from lakeforge.models.registry import versions_with_tags
+from lakeforge.tables import Table
 from lakeforge.train.estimator import with_label
 from lakeforge.train.gate import GateDecision, Promote, apply_gate
 
@@ -36,8 +37,7 @@ def recorded_holdout(spark: SparkSession, settings: Settings, tags: dict[str, st
     from lakeforge.paths import entity_key
     from lakeforge.train.splits import holdout_split
 
-    gold = with_label(spark.read.format("delta").option("versionAsOf", int(tags["gold_version"]))
-                      .load(tags["gold_table"]), settings.features)
+    gold = with_label(Table.of(tags["gold_table"]).read(spark, int(tags["gold_version"])), settings.features)
     spec = load_spec(run_id) if run_id else None
     if spec is not None:
         return gold.where(~in_training(spec, gold))

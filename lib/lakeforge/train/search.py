@@ -57,14 +57,14 @@ def run_search(spark: SparkSession, features: FeatureSettings, model: ModelSetti
     """Search ``model.search.space`` around ``base_params``; logs one nested MLflow run per trial.
 
     ``settings`` (the run's settings) places the Optuna study (``model.search.engine: optuna``): under its
-    ``storage.root`` unless ``model.search.storage`` is set, named after the active MLflow run's data lineage."""
+    files location (``storage.files``) unless ``model.search.storage`` is set, named after the active MLflow run's data lineage."""
     search: SearchSettings = model.search
     if search.strategy == "none" or not search.space:
         return None
     study = None
     if search.engine == "optuna":
         if settings is None:
-            raise TrainingConfigError("model.search.engine optuna keeps its study under storage.root: call "
+            raise TrainingConfigError("model.search.engine optuna keeps its study under storage.files: call "
                                       "run_search(..., settings=settings), or use engine: hyperopt")
         study = tuning.study_for(settings.model_copy(update={"features": features, "model": model}),
                                  tuning.run_lineage())

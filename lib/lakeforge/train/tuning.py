@@ -4,7 +4,7 @@
 * ``hyperopt``: ``fmin`` with ``SparkTrials(parallelism)`` (strategy ``parallel``) or plain ``Trials``
   (``distributed``), seeded with ``model.seed``. Its trials live in the driver's memory only.
 * ``optuna``: a study with a seeded ``TPESampler`` kept in ``model.search.storage`` (default: SQLite at
-  ``<storage.root>/search/optuna.db``) under a name made of the model name, the data version and a hash of the
+  ``<storage.files>/search/optuna.db``) under a name made of the model name, the data version and a hash of the
   configuration without the search budget, so a rerun of the same training continues the study: finished trials
   are reused and only ``max_evals`` minus those run. ``parallel`` asks ``parallelism`` trials at a time and
   evaluates them in one Spark job (a task per trial, like SparkTrials); ``distributed`` runs one trial after
@@ -127,13 +127,14 @@ def clean_params(params: Mapping[str, Any], integers: frozenset[str] | set[str] 
 
 
 def study_storage(settings: Settings) -> str:
-    """``model.search.storage``, else an SQLite file under the lakehouse root (which must then be local)."""
+    """``model.search.storage``, else an SQLite file under the files location (which must then be local)."""
     search = settings.model.search
     if search.storage is not None:
         return search.storage
-    root = settings.storage.root
+    root = settings.storage.files_root
     if _REMOTE.match(root) and not root.startswith("file:"):
-        raise InputError(f"model.search.engine is optuna and storage.root {root} is not a local path, where the study's "
+        raise InputError(f"model.search.engine is optuna and the files location {root} (storage.files, else "
+                         "storage.root) is not a local path, where the study's "
                          "SQLite file cannot live; set model.search.storage to a database URL that every driver run "
                          "reaches (e.g. postgresql://host/optuna or mysql://host/optuna)")
     folder = search_folder(settings)

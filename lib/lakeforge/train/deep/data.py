@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import FeatureSettings
-from lakeforge.tables import delta_version, retry_on_conflict
+from lakeforge.tables import Table, delta_version, retry_on_conflict
 
 log = logging.getLogger(__name__)
 LABEL = "label"
@@ -55,7 +55,7 @@ def fit_preprocessing(train: DataFrame, features: FeatureSettings, task: str, ma
     return Preprocessing(task, tuple(features.categorical), tuple(features.numeric), vocab, mean, std)
 
 
-def stage_training_table(train: DataFrame, features: FeatureSettings, weight_col: str | None, path: str,
+def stage_training_table(train: DataFrame, features: FeatureSettings, weight_col: str | None, path: Table,
                          files: int) -> StagedTable:
     """Write the feature, label, weight and validation columns of ``train`` to ``path`` (a new Delta version) in
     ``files`` files, and list that version's files with their row counts."""
@@ -63,11 +63,11 @@ def stage_training_table(train: DataFrame, features: FeatureSettings, weight_col
     weight = F.col(f"`{weight_col}`").cast("double") if weight_col else F.lit(1.0)
     staged = train.select(*columns, F.col(LABEL).cast("double").alias(LABEL), weight.alias(WEIGHT),
                           F.col(VALIDATION).cast("boolean").alias(VALIDATION))
-    retry_on_conflict(lambda: staged.repartition(files).write.format("delta").mode("overwrite")
-                      .option("overwriteSchema", "true").save(path), what=f"stage {path}")
+    retry_on_conflict(lambda: path.save(staged.repartition(files).write.mode("overwrite")
+                                        .option("overwriteSchema", "true")), what=f"stage {path}")
     spark: SparkSession = train.sparkSession
     version = delta_version(spark, path)
-    pinned = spark.read.format("delta").option("versionAsOf", version).load(path)
+    pinned = path.read(spark, version)
     counts = (pinned.groupBy(F.input_file_name().alias("file"))
               .agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col(VALIDATION).cast("int")).alias("validation"))
               .orderBy("file").collect())

@@ -10,6 +10,7 @@ import mlflow
 from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.config import Settings
+from lakeforge.paths import staging_table
 from lakeforge.train.deep import FittedNetwork, checkpoint_folder, fit_network, with_params
 from lakeforge.train.deep.data import VALIDATION, fit_preprocessing, stage_training_table
 from lakeforge.train.estimator import holdout_metrics
@@ -29,7 +30,7 @@ def train_network(spark: SparkSession, settings: Settings, train: DataFrame, key
                                                            model.seed, classify))
     fit_rows = flagged.where(~flagged[VALIDATION])
     preprocessing = fit_preprocessing(fit_rows, features, model.task, deep.max_categories)
-    staging = settings.storage.table_path("staging", f"{model.registered_name}_training")
+    staging = staging_table(settings, model.registered_name)
     staged = stage_training_table(flagged, features, model.weight_col, staging, files=max(4 * deep.num_processes, 4))
     mlflow.log_params({"staged_table": staged.path, "staged_version": staged.version,
                        "validation_rows": staged.validation_rows})

@@ -200,7 +200,7 @@ def test_every_table_is_where_storage_says(spark, runs):
     """By path: folders under the root, no catalog entry. By name: managed tables of the one schema, named by
     layer, and nothing of lakeforge's in a root folder; reports go to the files location either way."""
     settings, _, first, _ = runs
-    storage, sources = settings.storage, sorted(settings.sources)
+    storage, sources = settings.storage, sorted(r.source for r in first.ingested)
     tables = [first.gold.path, first.scored.table, first.drift.table]
     if storage.by_name:
         listed = {t.name for t in spark.catalog.listTables(f"spark_catalog.{storage.schema_}")}

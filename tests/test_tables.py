@@ -63,3 +63,33 @@ def test_a_missing_schema_is_named_before_any_work(spark):
                               f"spark_catalog.{schema}) or set storage.create_schema: true")
     prepare_storage(spark, storage.model_copy(update={"create_schema": True}))
     assert spark.catalog.databaseExists(f"spark_catalog.{schema}")
+
+
+def test_tables_by_name_outlive_the_job_in_a_local_metastore(conf_copy, tmp_path):
+    """``--env local_catalog``: one job (spark-submit) ingests a source into a managed table; a second process
+    (the ``lakeforge`` command, a session of its own) finds it by name in the Derby metastore the first one left."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lakeforge.demo_data import stage_demo_data
+    from tests.conftest import ROOT, TEST_PII_KEY
+
+    stage_demo_data(conf_copy.parent / "data" / "landing", ("airlines",))
+    env = {**os.environ, "LAKEFORGE_PII_KEY": TEST_PII_KEY}
+    common = ["--env", "local_catalog", "--conf-dir", str(conf_copy)]
+    ingest = subprocess.run([str(ROOT / "spark-submit.sh"), "ingest", *common, "--source", "airlines"],
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert ingest.returncode == 0, ingest.stderr[-3000:]
+    maintain = subprocess.run([str(Path(sys.executable).parent / "lakeforge"), "maintain", *common, "--source",
+                               "airlines"], capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    assert maintain.returncode == 0, maintain.stderr[-3000:]
+    result = json.loads(maintain.stdout.strip().splitlines()[-1])
+    assert result["path"] == "spark_catalog.lakeforge.silver_airlines"
+    warehouse = conf_copy.parent / "data" / "catalog" / "warehouse" / "lakeforge.db"
+    assert sorted(p.name for p in warehouse.iterdir()) == ["bronze_airlines", "dq_metrics", "job_runs",
+                                                          "silver_airlines"]
+    assert (warehouse / "silver_airlines" / "_delta_log").is_dir()
+    assert not (conf_copy.parent / "data" / "lakehouse").exists()  # nothing by path

@@ -31,6 +31,9 @@ class Table(str):
 
     __slots__ = ()
 
+    def __reduce__(self):  # pickled as the plain identifier: rows sent to the JVM (Pyrolite) hold a str
+        return str, (str(self),)
+
     @classmethod
     def of(cls, ref: str) -> "Table":
         return ref if isinstance(ref, Table) else cls(ref)

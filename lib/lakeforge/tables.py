@@ -59,8 +59,15 @@ class Table(str):
             return spark.catalog.tableExists(str(self))
         return DeltaTable.isDeltaTable(spark, str(self))
 
+    @property
+    def _identifier(self) -> str:
+        """The name as open-source Delta's ``forName`` and builder parse it (before Delta 4: [schema.]table) in the
+        session catalog; a three-part name elsewhere (Unity Catalog: Databricks' Delta takes it)."""
+        parts = str(self).split(".")
+        return ".".join(parts[1:] if len(parts) == 3 and parts[0] == "spark_catalog" else parts)
+
     def delta(self, spark: SparkSession) -> DeltaTable:
-        return DeltaTable.forName(spark, str(self)) if self.by_name else DeltaTable.forPath(spark, str(self))
+        return DeltaTable.forName(spark, self._identifier) if self.by_name else DeltaTable.forPath(spark, str(self))
 
     def load(self, reader: DataFrameReader) -> DataFrame:
         """``reader`` (its options: versionAsOf, readChangeFeed ...) applied to this table."""
@@ -90,8 +97,7 @@ class Table(str):
         builder = DeltaTable.createIfNotExists(spark)
         if not self.by_name:
             return builder.location(str(self))
-        parts = str(self).split(".")  # open-source Delta's builder takes [schema.]table in the session catalog only
-        return builder.tableName(".".join(parts[1:] if len(parts) == 3 and parts[0] == "spark_catalog" else parts))
+        return builder.tableName(self._identifier)
 
 
 def prepare_storage(spark: SparkSession, storage: StorageSettings) -> None:

@@ -223,3 +223,22 @@ def test_summary_says_where_everything_is(runs):
     assert first.scored.table in text and first.trained.run_id in text
     assert f"registered model {settings.model.registered_name} version {first.trained.model_version}" in text
     assert "mlflow ui --backend-store-uri sqlite:///" in text
+
+
+def test_catalog_tables_need_spark_4_with_open_source_delta(spark, tmp_path):
+    """Below Spark 4, open-source Delta (3.3) cannot overwrite a catalog table (gold, scoring and monitoring do):
+    tables by name are refused before any work there (the Spark 3.5 lane runs the pipeline by path only)."""
+    from lakeforge.errors import InputError
+
+    storage = StorageSettings(catalog="spark_catalog", schema=f"v_{tmp_path.name.replace('-', '_')}",
+                              create_schema=True, files=str(tmp_path / "files"), landing=str(tmp_path / "landing"))
+    if int(spark.version.split(".")[0]) >= 4:
+        prepare_storage(spark, storage)
+        assert spark.catalog.databaseExists(f"spark_catalog.{storage.schema_}")
+        return
+    with pytest.raises(InputError) as err:
+        prepare_storage(spark, storage)
+    assert str(err.value) == (
+        f"storage.schema: tables by name need Spark 4 with open-source Delta (this is Spark {spark.version}: its "
+        "Delta cannot overwrite a catalog table, which gold, scoring and monitoring do); address tables by path "
+        "(storage.root) on the Spark 3.5 line, or run on Databricks, whose runtime's Delta can")

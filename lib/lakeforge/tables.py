@@ -87,6 +87,23 @@ class Table(str):
         with session_conf(SparkSession.active(), metadata):
             writer.saveAsTable(str(self)) if self.by_name else writer.save(str(self))
 
+    def replace(self, frame: DataFrame, properties: dict[str, str] | None = None,
+                user_metadata: str | None = None) -> None:
+        """Replace the whole table with ``frame`` (its schema too), keeping the history: an overwrite by path, and by
+        name ``CREATE OR REPLACE TABLE ... AS SELECT`` (open-source Delta before 4 cannot truncate a catalog table
+        through a DataFrameWriter overwrite). ``properties``: Delta table properties (``delta.enableChangeDataFeed``)."""
+        properties = properties or {}
+        metadata = {} if user_metadata is None else {"spark.databricks.delta.commitInfo.userMetadata": user_metadata}
+        with session_conf(frame.sparkSession, metadata):
+            if not self.by_name:
+                frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(
+                    **properties).save(str(self))
+                return
+            writer = frame.writeTo(str(self)).using("delta")
+            for key, value in properties.items():
+                writer = writer.tableProperty(key, value)
+            writer.createOrReplace()
+
     def start(self, writer: DataStreamWriter) -> StreamingQuery:
         """Start the stream ``writer`` into this table."""
         writer = writer.format("delta")
@@ -105,6 +122,12 @@ def prepare_storage(spark: SparkSession, storage: StorageSettings) -> None:
     once per job, before any work."""
     if not storage.by_name:
         return
+    on_databricks = spark.conf.get("spark.databricks.clusterUsageTags.sparkVersion", None) is not None
+    if int(spark.version.split(".")[0]) < 4 and not on_databricks:
+        raise InputError(f"storage.schema: tables by name need Spark 4 with open-source Delta (this is Spark "
+                         f"{spark.version}: its Delta cannot overwrite a catalog table, which gold, scoring and "
+                         "monitoring do); address tables by path (storage.root) on the Spark 3.5 line, or run on "
+                         "Databricks, whose runtime's Delta can")
     schemas = sorted({storage.table_ref(layer, "x").rsplit(".", 1)[0] for layer in TABLE_LAYERS})
     for schema in schemas:
         if spark.catalog.databaseExists(schema):

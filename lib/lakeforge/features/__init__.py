@@ -101,9 +101,8 @@ def build_gold_table(spark: SparkSession, settings: Settings, *, force: bool = F
         retry_on_conflict(lambda: _merge_changes(spark, path, frame, entity_key(settings), lineage),
                           what=f"merge into {path}")
     else:
-        retry_on_conflict(lambda: path.save(frame.write.mode("overwrite").option("overwriteSchema", "true")
-                                            .option("delta.enableChangeDataFeed", "true"),  # incremental scoring
-                                            user_metadata=json.dumps(lineage, sort_keys=True)),
+        retry_on_conflict(lambda: path.replace(frame, {"delta.enableChangeDataFeed": "true"},  # incremental scoring
+                                               user_metadata=json.dumps(lineage, sort_keys=True)),
                           what=f"write {path}")
     commit = last_commit(spark, path)
     version = commit["version"]

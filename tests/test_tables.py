@@ -96,8 +96,8 @@ def test_tables_by_name_outlive_the_job_in_a_local_metastore(conf_copy, tmp_path
 
 
 def test_a_table_replaced_in_full_keeps_its_history_by_path_and_by_name(spark, table):
-    table.replace(spark.createDataFrame([(1, "a")], "k int, v string"), {"delta.enableChangeDataFeed": "true"})
-    table.replace(spark.createDataFrame([(2.5,)], "x double"), {"delta.enableChangeDataFeed": "true"},
+    table.rewrite(spark.createDataFrame([(1, "a")], "k int, v string"), {"delta.enableChangeDataFeed": "true"})
+    table.rewrite(spark.createDataFrame([(2.5,)], "x double"), {"delta.enableChangeDataFeed": "true"},
                   user_metadata='{"lineage": 2}')
     assert [tuple(r) for r in table.read(spark).collect()] == [(2.5,)] and table.read(spark, 0).count() == 1
     assert last_commit(spark, table)["user_metadata"] == {"lineage": 2} and delta_version(spark, table) == 1

@@ -87,7 +87,7 @@ class Table(str):
         with session_conf(SparkSession.active(), metadata):
             writer.saveAsTable(str(self)) if self.by_name else writer.save(str(self))
 
-    def replace(self, frame: DataFrame, properties: dict[str, str] | None = None,
+    def rewrite(self, frame: DataFrame, properties: dict[str, str] | None = None,
                 user_metadata: str | None = None) -> None:
         """Replace the whole table with ``frame`` (its schema too), keeping the history: an overwrite by path, and by
         name ``CREATE OR REPLACE TABLE ... AS SELECT`` (open-source Delta before 4 cannot truncate a catalog table

@@ -95,13 +95,13 @@ def build_gold_table(spark: SparkSession, settings: Settings, *, force: bool = F
         if commit["user_metadata"] == lineage:
             rows = path.read(spark).count()
             log.info("gold table %s is up to date (version %s)", path, commit["version"])
-            return GoldTable(path, commit["version"], rows, False, lineage)
+            return GoldTable(str(path), commit["version"], rows, False, lineage)
     frame = assemble_features(spark, settings, lineage)
     if exists and _same_schema(path.read(spark).schema, frame.schema):
         retry_on_conflict(lambda: _merge_changes(spark, path, frame, entity_key(settings), lineage),
                           what=f"merge into {path}")
     else:
-        retry_on_conflict(lambda: path.replace(frame, {"delta.enableChangeDataFeed": "true"},  # incremental scoring
+        retry_on_conflict(lambda: path.rewrite(frame, {"delta.enableChangeDataFeed": "true"},  # incremental scoring
                                                user_metadata=json.dumps(lineage, sort_keys=True)),
                           what=f"write {path}")
     commit = last_commit(spark, path)
@@ -111,4 +111,4 @@ def build_gold_table(spark: SparkSession, settings: Settings, *, force: bool = F
         ("updated", "numTargetRowsUpdated"), ("inserted", "numTargetRowsInserted"), ("deleted", "numTargetRowsDeleted")))
     log.info("gold table %s: version %s, %s rows (%s)", path, version, rows,
              counts if commit["operation"] == "MERGE" else "written in full")
-    return GoldTable(path, version, rows, True, lineage)
+    return GoldTable(str(path), version, rows, True, lineage)

@@ -81,4 +81,4 @@ def maintain_source(spark: SparkSession, settings: Settings, source_name: str, *
     removed, added = optimize_table(spark, path, source.zorder_by)
     hours = safe_retention_hours(spark, path) if retention_hours is None else retention_hours
     deleted = vacuum_table(spark, path, hours, force=force)
-    return MaintenanceResult(path, removed, added, source.zorder_by, hours, deleted)
+    return MaintenanceResult(str(path), removed, added, source.zorder_by, hours, deleted)

@@ -340,7 +340,7 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoredBatch) 
     log.info("monitored %s with %s v%s: %d metrics, %d alerts, %d warnings into %s", batch_id, scored.model_name,
              scored.model_version, len(rows), len(alerts), len(warnings), target)
     overall = next((w.metrics() for w in windows if w.window_start is None and not w.in_sample), None)
-    return MonitorResult(target, table_version, batch_id, scored.model_name, int(scored.model_version),
+    return MonitorResult(str(target), table_version, batch_id, scored.model_name, int(scored.model_version),
                          scored.source_table, int(scored.source_version), len(rows),
                          {d.name: d.metrics["psi"] for d in drifts if d.kind != "prediction"}, alerts, warnings,
                          len({w.window_start for w in windows if w.window_start is not None}), path, run_id, delivered,

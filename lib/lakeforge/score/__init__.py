@@ -108,7 +108,7 @@ def score_table(
     if from_version is not None and from_version >= source_version:
         log.info("%s v%s already scored %s through version %s; nothing changed since", name, mv.version, source,
                   from_version)
-        return ScoreResult(target, delta_version(spark, target), 0, name, int(mv.version), mv.run_id, source,
+        return ScoreResult(str(target), delta_version(spark, target), 0, name, int(mv.version), mv.run_id, str(source),
                            source_version, None, from_version)
     if from_version is None:
         frame = source.read(spark, source_version)
@@ -163,7 +163,7 @@ def score_table(
         rows = target.read(spark, table_version).where(F.col("batch_id") == batch).count()
     log.info("scored %s rows of %s (versions %s..%s) with %s v%s into %s as batch %s", rows, source,
              "start" if from_version is None else from_version + 1, source_version, name, mv.version, target, batch)
-    return ScoreResult(target, table_version, rows, name, int(mv.version), mv.run_id, source, source_version, batch,
+    return ScoreResult(str(target), table_version, rows, name, int(mv.version), mv.run_id, str(source), source_version, batch,
                        from_version)
 
 
@@ -184,5 +184,5 @@ def latest_scored(spark: SparkSession, settings: Settings, *, model_name: str | 
             .orderBy(F.col("scored_at").desc()).first())
     if rows is None:
         raise MissingInputError(f"{target} has no predictions of {name} version {mv.version}; score with it first")
-    return ScoreResult(target, table_version, rows["rows"], name, int(mv.version), rows["run_id"],
+    return ScoreResult(str(target), table_version, rows["rows"], name, int(mv.version), rows["run_id"],
                        rows["source_table"], rows["source_version"], rows["batch_id"], rows["source_from_version"])

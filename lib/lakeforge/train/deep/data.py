@@ -63,7 +63,7 @@ def stage_training_table(train: DataFrame, features: FeatureSettings, weight_col
     weight = F.col(f"`{weight_col}`").cast("double") if weight_col else F.lit(1.0)
     staged = train.select(*columns, F.col(LABEL).cast("double").alias(LABEL), weight.alias(WEIGHT),
                           F.col(VALIDATION).cast("boolean").alias(VALIDATION))
-    retry_on_conflict(lambda: path.replace(staged.repartition(files)), what=f"stage {path}")
+    retry_on_conflict(lambda: path.rewrite(staged.repartition(files)), what=f"stage {path}")
     spark: SparkSession = train.sparkSession
     version = delta_version(spark, path)
     pinned = path.read(spark, version)

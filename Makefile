@@ -112,10 +112,9 @@ test: setup-test
 # The Spark 3.5 line (EMR 7.x, Databricks 16.4 LTS): the same rules with a venv and constraints of its own, and
 # the dev extra only (the deep-learning stage is not tested on Spark 3.5).
 # Tables by name are refused on this line with open-source Delta 3.3 (it cannot overwrite a catalog table): the
-# pipeline runs by path, and test_catalog_tables_need_spark_4_with_open_source_delta checks the refusal.
+# pipeline runs by path there (tests/test_pipeline_e2e.py ADDRESSING), and the refusal is checked.
 test-spark35:
-	@$(MAKE) --no-print-directory VENV=.venv-spark35 CONSTRAINTS=constraints-spark35.txt TEST_EXTRAS=dev \
-	  PYTEST_ARGS='-k "not by_name" $(PYTEST_ARGS)' test-e2e
+	@$(MAKE) --no-print-directory VENV=.venv-spark35 CONSTRAINTS=constraints-spark35.txt TEST_EXTRAS=dev test-e2e
 
 test-e2e: setup-test
 	$(PY) -m pytest tests/test_pipeline_e2e.py -ra --timeout=1200 $(PYTEST_ARGS)

@@ -121,7 +121,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_on_a_local_cluster(tmp_pa
     assert _checkpoints(tmp_path / "checkpoints") == []           # removed once the model is trained
 
 
-@pytest.mark.parametrize("engine", ["hyperopt", "optuna"])
+@pytest.mark.parametrize("engine", ["hyperopt"])  # optuna: the same loop (train.tuning), tested in test_tuning
 def test_a_search_over_network_settings_runs_each_trial_distributed(spark, toy_gold, tmp_path, engine):
     from lakeforge.config import SearchSettings
 

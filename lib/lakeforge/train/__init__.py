@@ -123,10 +123,7 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
         mlflow.set_tags({**lineage_tags, "git_commit": _git_commit(settings.project_root),
                          "lakeforge_version": lakeforge.__version__, "env": settings.env, "task": model.task,
                          "framework": model.framework})
-        where = {"table_name": str(table)} if table.by_name else {"path": str(table)}
-        mlflow.log_input(mlflow.data.from_spark(frame, **where, version=str(gold.version),
-                                                name=f"{table.short_name}@v{gold.version}"),
-                         context="training")
+        mlflow.log_input(_training_dataset(frame, table, gold.version), context="training")
         mlflow.log_dict(split_spec, SPLIT_ARTIFACT)  # monitoring finds the rows the model was fitted on with it
         mlflow.log_metrics({"train_rows": rows, **({"train_positive_rate": positives / rows} if classify else {})})
         if torch_model:
@@ -135,6 +132,19 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
             fitted = fit_xgboost(spark, settings, train, key, params, device=device, workers=workers,
                                  describe_split=_describe_split(features))
         return _evaluate_and_register(spark, settings, client, fitted, train, test, lineage_tags, promote, run=run)
+
+
+def _training_dataset(frame, table: Table, version: int):
+    """The gold table at ``version`` as MLflow's dataset input. ``mlflow.data.from_spark(path=..., version=...)``
+    recognises a Delta path on a local or DBFS file system only, and refuses ``s3a://``, ``abfss://``, ``gs://``:
+    the Delta source is named itself there."""
+    name = f"{table.short_name}@v{version}"
+    if table.by_name:
+        return mlflow.data.from_spark(frame, table_name=str(table), version=str(version), name=name)
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.spark_dataset import SparkDataset
+
+    return SparkDataset(frame, DeltaDatasetSource(path=str(table), delta_table_version=version), name=name)
 
 
 def _fit_network(spark: SparkSession, settings: Settings, train, key: list[str], lineage_tags: dict, *,

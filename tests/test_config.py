@@ -77,7 +77,7 @@ def test_secrets_are_refused_in_yaml(conf_copy):
 def test_unknown_environment_lists_the_available_ones(conf_copy):
     with pytest.raises(ConfigError) as err:
         load_settings("staging", conf_copy)
-    assert str(err.value) == f"{conf_copy / 'staging.yaml'}: unknown environment 'staging'; available: databricks, databricks_dev, databricks_gpu, databricks_staging, emr, local, local_catalog, local_torch, standalone"
+    assert str(err.value) == f"{conf_copy / 'staging.yaml'}: unknown environment 'staging'; available: databricks, databricks_dev, databricks_gpu, databricks_staging, emr, local, local_catalog, local_s3, local_s3_multiwriter, local_torch, standalone"
 
 
 def test_source_key_must_be_declared_columns(conf_copy):

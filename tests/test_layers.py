@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"jars", "spark", "tables", "paths", "logs"},
     {"models"},
-    {"ingest", "features", "train", "score", "monitor"},  # the stages: siblings
+    {"ingest", "features", "train", "score", "monitor", "serve"},  # the stages: siblings
     {"check", "runs", "promotion", "pipeline", "notebooks", "launch", "demo_data", "cli", "commands"},
 ]
 STAGES = LAYERS[4]

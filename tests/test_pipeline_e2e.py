@@ -210,7 +210,7 @@ def test_every_table_is_where_storage_says(spark, runs):
     tables = [first.gold.path, first.scored.table, first.drift.table]
     if storage.by_name:
         listed = {t.name for t in spark.catalog.listTables(f"spark_catalog.{storage.schema_}")}
-        quarantined = {f"quarantine_{r.source}" for r in first.ingested if r.quarantined}
+        quarantined = {f"quarantine_{r.source}" for r in first.ingested if r.quarantined or r.duplicates_dropped}
         assert listed == {*(f"{layer}_{s}" for layer in ("bronze", "silver") for s in sources), *quarantined,
                           "dq_metrics", settings.features.table, settings.score.table, settings.monitor.table}
         assert tables == [f"spark_catalog.{storage.schema_}.{t}" for t in
@@ -248,3 +248,69 @@ def test_catalog_tables_need_spark_4_with_open_source_delta(spark, tmp_path):
         f"storage.schema: tables by name need Spark 4 with open-source Delta (this is Spark {spark.version}: its "
         "Delta cannot overwrite a catalog table, which gold, scoring and monitoring do); address tables by path "
         "(storage.root) on the Spark 3.5 line, or run on Databricks, whose runtime's Delta can")
+
+
+def test_the_champion_answers_online_with_the_batch_probabilities(spark, runs):
+    """The Spark-free model logged with the champion (parity checked at registration) served over HTTP: for the
+    same flights, the probabilities of the predictions table within 1e-6; the served records land in the inference
+    log (a Delta table), which monitor takes as its batch."""
+    import json
+    import threading
+    import urllib.request
+
+    from lakeforge.config import ApiKey
+    from lakeforge.monitor import monitor_drift
+    from lakeforge.monitor.served import served_batch
+    from lakeforge.paths import entity_key, inference_log_table, predictions_table
+    from lakeforge.serve import serve
+    from lakeforge.serve.auth import key_hash
+    from lakeforge.train.serving import serving_inputs
+
+    settings, _, first, _ = runs
+    client = mlflow_client(settings.mlflow)
+    champion = client.get_model_version_by_alias(settings.model.registered_name, "champion")
+    assert champion.tags["serving_model_uri"].startswith("models:/")
+    parity = client.get_run(champion.run_id).data.metrics
+    assert parity["serving_parity_max_abs_diff"] <= 1e-6 and parity["serving_parity_rows"] >= 1000
+
+    key, token = entity_key(settings), "lf_e2e-0123456789"
+    served_settings = settings.model_copy(update={"serve": settings.serve.model_copy(update={
+        "port": 0, "api_keys": (ApiKey(name="e2e", sha256=key_hash(token)),),
+        "inference_log": settings.serve.inference_log.model_copy(update={"flush_seconds": 0.5})})})
+    gold = Table.of(first.gold.path).read(spark)
+    inputs = list(serving_inputs(settings, gold.schema)[0])
+    batch = (predictions_table(settings).read(spark).where(F.col("model_version") == int(champion.version))
+             .select(*key, "probability").orderBy(*key).limit(300).join(gold.select(*key, *inputs), key))
+    rows = batch.toPandas()
+    records = rows[inputs].astype(object).where(rows[inputs].notna(), None).to_dict("records")
+    urls, stop = [], threading.Event()
+    thread = threading.Thread(target=serve, args=(served_settings,), kwargs={"on_ready": urls.append, "stop": stop})
+    thread.start()
+    online = []
+    try:
+        for _ in range(600):
+            if urls or not thread.is_alive():
+                break
+            threading.Event().wait(0.2)
+        assert urls, "the service did not start"
+        for start in range(0, len(records), 100):
+            request = urllib.request.Request(
+                f"{urls[0]}/v1/models/{settings.model.registered_name}/predict", method="POST",
+                data=json.dumps({"records": records[start:start + 100]}).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answer = json.loads(response.read())
+            assert answer["version"] == int(champion.version)
+            online += [p["probability"] for p in answer["predictions"]]
+    finally:
+        stop.set()
+        thread.join(60)
+    assert len(online) == len(rows) == 300
+    assert max(abs(a - b) for a, b in zip(online, rows["probability"])) <= 1e-6
+
+    log = Table.of(str(inference_log_table(served_settings))).read(spark)
+    assert log.count() == 300 and log.select("carrier").distinct().count() > 1
+    served = served_batch(spark, served_settings)
+    result = monitor_drift(spark, served_settings, served)
+    assert result.source_table == served.table and result.rows_written > 0
+    assert {a["feature"] for a in result.alerts} <= set(settings.features.feature_columns) | {"probability"}

@@ -107,6 +107,10 @@ def test_the_regression_runs_end_to_end_with_every_table(spark, seattle):
     assert set(monitoring.kind) == {"numeric", "categorical", "prediction", "performance", "performance_in_sample"}
     assert (monitoring.status == "alert").sum() == 0
     assert list(Path(settings.storage.root, "monitoring", "reports").rglob("*.html"))
+    # the regressor's Spark-free serving model gives the batch predictions of the holdout rows
+    metrics = seattle["training"].data.metrics
+    assert metrics["serving_parity_max_abs_diff"] <= 1e-6 and metrics["serving_parity_rows"] > 0
+    assert seattle["version"].tags["serving_model_uri"].startswith("models:/")
 
 
 def test_the_regression_is_monitored_out_of_sample_per_quarter(spark, seattle):

@@ -52,6 +52,10 @@ def test_two_process_training_learns_identical_weights_and_scores_like_xgboost(s
     assert run.data.params["backend"] == backend and run.data.tags["framework"] == "torch"
     assert result.metrics["auc"] > 0.8 and result.champion              # the interaction x1*x2 needs the hidden layers
     assert {a.path for a in client.list_artifacts(result.run_id, "monitoring")} == {"monitoring/baseline_profile.json"}
+    # the Spark-free serving model (the same network, encodings and weights) agrees with the batch scores
+    assert run.data.metrics["serving_parity_max_abs_diff"] <= 1e-6 and run.data.metrics["serving_parity_rows"] > 0
+    version = client.get_model_version(settings.model.registered_name, str(result.model_version))
+    assert version.tags["serving_model_uri"] == run.data.tags["serving_model_uri"]
 
     scored = score_table(spark, settings, input_path=toy_gold.path)       # jobs/score.py's library call
     assert scored.model_version == result.model_version and scored.rows_written == toy_gold.rows

@@ -225,7 +225,8 @@ def _check_monitoring(problems: _Problems, spark: SparkSession, settings: Settin
     if cfg.performance.labels_table is None:
         schema, described = gold, "the gold table"
     elif delta_version(spark, path) is None:
-        problems.add("monitor.performance.labels_table", f"no Delta table {path}; point it at a table with the "
+        where = f"named {path}" if Table.of(path).by_name else f"at {path}"
+        problems.add("monitor.performance.labels_table", f"no Delta table {where}; point it at a table with the "
                                                          "entity key, the label and the window column, or remove it "
                                                          "to use the gold table")
         return path, None

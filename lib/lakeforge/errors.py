@@ -129,3 +129,25 @@ class EmptyInputError(InputError):
 
 class ChangeDataFeedError(InputError):
     """The source cannot be read incrementally; the message says how to fix it."""
+
+
+class UnsupportedExpressionError(InputError):
+    """A ``features.derived`` expression the Spark-free serving model cannot evaluate (``models.expressions``)."""
+
+
+class InvalidRecordsError(InputError):
+    """Records sent for online scoring that do not match the model's inputs: ``field`` names the first bad field,
+    ``expected`` its JSON type (the service answers 422)."""
+
+    def __init__(self, message: str, field: str, expected: str):
+        super().__init__(message)
+        self.field, self.expected = field, expected
+
+
+class RequestRefused(LakeforgeError):
+    """An HTTP request the service refuses: ``status`` (401, 403, 404, 413, 400, 422, 429, 503), the message, and
+    headers and JSON fields to answer with."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: object):
+        super().__init__(message)
+        self.status, self.message, self.headers, self.extra = status, message, headers or {}, extra

@@ -12,6 +12,7 @@ Tables are ``Table`` identifiers: by path (``<storage.root>/<layer>/<name>``) or
 | predictions (``score.table``) | ``predictions_table`` | ``predictions/<table>`` | ``<table>`` |
 | monitoring (``monitor.table``) | ``monitor_table`` | ``monitoring/<table>`` | ``<table>`` |
 | job runs | ``job_runs_table`` | ``operations/job_runs`` | ``job_runs`` |
+| served requests (``serve.inference_log``) | ``inference_log_table`` | ``monitoring/<table>`` | a path: ``<files>/tables/monitoring/<table>`` |
 | the torch network's staged training data | ``staging_table`` | ``staging/<model>_training`` | ``staging_...`` |
 
 | files | function |
@@ -74,6 +75,15 @@ def job_runs_table(settings: Settings) -> Table:
 def staging_table(settings: Settings, model_name: str) -> Table:
     """The torch network's training rows, staged once per training (a name: the model's, dots made _)."""
     return _table(settings, "staging", f"{model_name.replace('.', '_')}_training")
+
+
+def inference_log_table(settings: Settings) -> Table:
+    """Served requests (``lakeforge serve``), written by delta-rs, which writes by path: ``monitoring/<table>``
+    under the root, or under ``storage.files`` (``tables/monitoring/<table>``) when tables are addressed by name."""
+    name = settings.serve.inference_log.table
+    if settings.storage.by_name:
+        return Table(settings.storage.file_path("tables", "monitoring", name))
+    return _table(settings, "monitoring", name)
 
 
 def stream_checkpoint_path(settings: Settings, source: str) -> str:

@@ -26,10 +26,11 @@ from collections.abc import Sequence
 
 from lakeforge import __version__, cli
 
-__all__ = ["JOBS", "PROG", "default_job_file", "job_module", "main", "parser_for", "run"]
+__all__ = ["JOBS", "PROG", "SERVICES", "default_job_file", "job_module", "main", "parser_for", "run"]
 
 PROG = "lakeforge"
 JOBS = ("check", "gate", "ingest", "maintain", "monitor", "pipeline", "score", "stream", "train")
+SERVICES = ("serve",)  # long-running, no Spark: not a spark-submit job (no jobs/<name>.py)
 # lib/lakeforge/commands/ -> the project's root when lakeforge runs from its source tree (an editable install)
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]
 
@@ -53,7 +54,7 @@ def parser_for(doc: str, job: str, prog: str | None, job_file: str | None) -> ar
 
 def job_module(job: str) -> ModuleType:
     """``lakeforge.commands.<job>``: its ``parser(prog, job_file)`` and ``main(argv, prog=, job_file=)``."""
-    if job not in JOBS:
+    if job not in JOBS + SERVICES:
         raise KeyError(job)
     return importlib.import_module(f"{__name__}.{job}")
 
@@ -66,6 +67,8 @@ def usage() -> str:
              "a session of its own. ./spark-submit.sh JOB takes the same options and submits the job from outside.",
              "", "jobs:"]
     lines += [f"  {job:<{width}}  {(job_module(job).__doc__ or '').splitlines()[0]}" for job in JOBS]
+    lines += ["", "services:"]
+    lines += [f"  {name:<{width}}  {(job_module(name).__doc__ or '').splitlines()[0]}" for name in SERVICES]
     lines += ["", "exit codes: 0 done, 1 unexpected failure, 2 input or configuration error, 3 monitoring alert,",
               "4 challenger refused (gate --require-promotion), 5 data quality (lakeforge.errors)"]
     return "\n".join(lines)
@@ -91,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {__version__}")
         return 0
     job, rest = argv[0], argv[1:]
-    if job not in JOBS:
+    if job not in JOBS + SERVICES:
         print(f"{PROG}: error: unknown job {job!r}; jobs: {', '.join(JOBS)} (see {PROG} --help)", file=sys.stderr)
         return 2
     try:

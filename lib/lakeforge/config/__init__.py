@@ -20,13 +20,14 @@ from lakeforge.config._base import SPARK_TYPES, _Frozen
 from lakeforge.config.monitoring import (ABSOLUTE, FEATURE_METRICS, LOWER_IS_WORSE, MonitorSettings, MonitorThresholds,
                                          PerformanceSettings, Threshold)
 from lakeforge.config.secrets import find_secrets
+from lakeforge.config.serving import ApiKey, JwtSettings, ServeSettings
 from lakeforge.errors import ConfigError
 from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
 from lakeforge.config.stages import (SPACE_KINDS, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
                                      MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,
                                      SparkSettings, SplitSettings, StorageSettings)
 
-__all__ = ["ABSOLUTE", "FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
+__all__ = ["ApiKey", "JwtSettings", "ServeSettings", "ABSOLUTE", "FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
            "ConfigError", "CostSettings", "DeepSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
            "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
            "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
@@ -48,6 +49,7 @@ class Settings(_Frozen):
     monitor: MonitorSettings
     pii: PiiSettings = PiiSettings()
     cost: CostSettings = CostSettings()
+    serve: ServeSettings = ServeSettings()
     pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
     jdbc_passwords: dict[str, SecretStr] = Field(default_factory=dict,
                                                  description="per JDBC source, from its password_env at load time")

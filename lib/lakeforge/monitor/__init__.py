@@ -286,12 +286,14 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoredBatch) 
     if counted_prediction["rows"] == 0:
         raise InputError(f"{scored.table} (Delta version {scored.table_version}) has no predictions of "
                          f"{scored.model_name} v{scored.model_version} for {batch_id}; score that batch first")
-    source = Table.of(scored.source_table).read(spark, scored.source_version)
-    missing = [c for c in (*key, *features.feature_columns) if c not in source.columns]
+    own_source = scored.source_table == scored.table  # served traffic: each row carries its features
+    source = predictions if own_source else Table.of(scored.source_table).read(spark, scored.source_version)
+    missing = [c for c in (*([] if own_source else key), *features.feature_columns) if c not in source.columns]
     if missing:
         raise InputError(f"source {scored.source_table} (Delta version {scored.source_version}) lacks column(s) "
                          f"{missing} needed to monitor its batch")
-    current = source.select(*key, *features.feature_columns).join(predictions.select(*key), key, "left_semi")
+    current = (source.select(*features.feature_columns) if own_source else
+               source.select(*key, *features.feature_columns).join(predictions.select(*key), key, "left_semi"))
     counted = count_like(current, profile["features"])
     drifts = [compare(c, profile["features"][c], counted[c]) for c in features.feature_columns]
     drifts.append(compare(output, profile["prediction"], counted_prediction, prediction=True))
@@ -300,7 +302,10 @@ def monitor_drift(spark: SparkSession, settings: Settings, scored: ScoredBatch) 
     _effect_gate(rows)
     trained_keys, note = _training_keys(spark, settings, mv, key)
     notes = (note,) if note else ()
-    windows = _performance(spark, settings, predictions, key, classify, output, trained_keys)
+    if all(k in predictions.columns for k in key):
+        windows = _performance(spark, settings, predictions, key, classify, output, trained_keys)
+    else:  # served records need not carry the whole entity key: no labels can be joined to them
+        windows, notes = [], (*notes, f"no realised performance: the batch's rows lack the entity key {key}")
     holdout_rmse = None if classify else client.get_run(mv.run_id).data.metrics.get("holdout_rmse")
     rows += _performance_rows(batch, settings, windows, holdout_rmse)
 

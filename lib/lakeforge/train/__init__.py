@@ -31,6 +31,7 @@ from lakeforge.train.checks import check_cluster, resolve_device, validate_param
 from lakeforge.train.estimator import LABEL_COL, holdout_metrics, with_label
 from lakeforge.train.gate import CHAMPION, Promote, current_champion
 from lakeforge.train.report import log_evaluation_artifacts, log_regression_artifacts
+from lakeforge.train.serving import log_serving_model
 from lakeforge.train.splits import holdout_split
 from lakeforge.train.xgb import fit_xgboost
 
@@ -187,9 +188,11 @@ def _evaluate_and_register(spark: SparkSession, settings: Settings, client, fitt
     signature = infer_signature(example, example_out)
     info = fitted.log_model(signature=signature, input_example=example,
                             pip_requirements=pinned_requirements(model.framework))
+    gold_schema = Table.of(lineage_tags["gold_table"]).read(spark, int(lineage_tags["gold_version"])).schema
+    serving = log_serving_model(settings, fitted, gold_schema, test)  # the Spark-free model, before the mark below
     # Each step leaves its mark (lakeforge.train.resume): a job killed after any of them is finished by its rerun.
     mlflow.set_tag(resume.MODEL_URI_TAG, info.model_uri)
-    tags = {**_version_tags(settings, lineage_tags), f"holdout_{metric}": f"{metrics[metric]:.6f}"}
+    tags = {**_version_tags(settings, lineage_tags), f"holdout_{metric}": f"{metrics[metric]:.6f}", **serving}
     version = int(resume.register_version(client, settings, run.info.run_id, info.model_uri, tags).version)
     decision = resume.gate_and_record(client, settings, version, metrics[metric], test, promote, run.info.run_id)
     return TrainResult(run.info.run_id, model.registered_name, version, metrics, decision.promoted, True,

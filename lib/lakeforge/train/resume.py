@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakeforge.config import Settings
 from lakeforge.holdout import in_training, load_spec
 from lakeforge.models.registry import versions_with_tags
+from lakeforge.models.serving import SERVING_URI_TAG, UNAVAILABLE_TAG
 from lakeforge.tables import Table
 from lakeforge.train.estimator import with_label
 from lakeforge.train.gate import GateDecision, Promote, apply_gate
@@ -123,8 +124,9 @@ def resume(spark: SparkSession, settings: Settings, client: MlflowClient, experi
     log.warning("run %s logged a model for %s but never registered it (its job was killed): registering and gating "
                 "it now", run.info.run_id, lineage_tags)
     metrics = _holdout_metrics(client, run.info.run_id)
+    serving = {k: run.data.tags[k] for k in (SERVING_URI_TAG, UNAVAILABLE_TAG) if k in run.data.tags}
     mv = register_version(client, settings, run.info.run_id, run.data.tags[MODEL_URI_TAG],
-                          {**version_tags, f"holdout_{metric}": f"{metrics[metric]:.6f}"})
+                          {**version_tags, f"holdout_{metric}": f"{metrics[metric]:.6f}", **serving})
     decision = gate_and_record(client, settings, int(mv.version), metrics[metric],
                                recorded_holdout(spark, settings, lineage_tags, run.info.run_id), promote,
                                run.info.run_id)

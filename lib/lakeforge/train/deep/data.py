@@ -36,7 +36,7 @@ class StagedTable:
 
 def fit_preprocessing(train: DataFrame, features: FeatureSettings, task: str, max_categories: int):
     """Vocabularies (most frequent first, ties by value) and mean / standard deviation of the rows used to fit."""
-    from lakeforge.train.deep.model import Preprocessing
+    from lakeforge.models.network import Preprocessing
 
     vocab = {}
     for column in features.categorical:

@@ -105,7 +105,7 @@ class FittedNetwork:
             import pyarrow as pa
             import torch
 
-            from lakeforge.train.deep.model import (
+            from lakeforge.models.network import (
                 NetSpec,
                 Preprocessing,
                 load_network,
@@ -129,7 +129,7 @@ class FittedNetwork:
         import mlflow
         import torch
 
-        from lakeforge.train.deep.model import TabularPyfunc
+        from lakeforge.models.network import TabularPyfunc
 
         folder = Path(tempfile.mkdtemp(prefix="lakeforge-net-"))
         try:
@@ -166,7 +166,7 @@ def fit_network(spark: SparkSession, deep: DeepSettings, staged, preprocessing, 
     """Train on the staged table with ``deep``'s architecture and optimiser settings (already merged with any
     searched values). Checkpoints go to ``checkpoint_dir``; they are removed after a successful run unless
     ``clean_checkpoints`` is false."""
-    from lakeforge.train.deep.model import NetSpec
+    from lakeforge.models.network import NetSpec
 
     net_spec = NetSpec(tuple(preprocessing.cardinalities), len(preprocessing.numeric), deep.embedding_dim,
                        deep.hidden_units, deep.hidden_layers, deep.dropout)

@@ -125,7 +125,7 @@ def run_training(spec: dict[str, Any]) -> dict[str, Any]:
     """Train on this process's share; returns (from every rank, backends keep rank 0's) the best weights,
     the per-epoch history and every rank's checksum of its final weights."""
     from lakeforge.train.deep.data import assign_files, read_share
-    from lakeforge.train.deep.model import NetSpec, Preprocessing, TabularNet
+    from lakeforge.models.network import NetSpec, Preprocessing, TabularNet
 
     comm = _Horovod(spec["use_gpu"]) if spec["backend"] == "horovod" else _TorchDDP(spec["use_gpu"])
     try:

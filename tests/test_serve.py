@@ -1,0 +1,223 @@
+"""``lakeforge serve`` as its users meet it: a real server (a subprocess on a free loopback port) called over HTTP.
+The model is a small registered one with a Spark-free serving artifact made without Spark (tests/support/serving.py);
+parity with batch scoring of a pipeline-trained champion is in test_pipeline_e2e."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import deltalake
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from lakeforge.models.serving import ServingModel, columns_from_records
+from lakeforge.serve.auth import key_hash
+from tests.conftest import ROOT, TEST_PII_KEY
+from tests.support import serving
+
+pytestmark = pytest.mark.timeout(900)
+
+MODEL = "served_model"
+KEYS = {"alice": "lf_alice-0123456789", "bob": "lf_bob-0123456789", "carol": "lf_carol-0123456789"}
+RECORD = {"carrier": "UA", "tailnum": "N14228", "distance": 1400.0, "sched_dep_time": 1715}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    tracking = f"sqlite:///{tmp / 'mlflow.db'}"
+    serving.register(tracking, MODEL, tmp / "v1", seed=1)
+    signing = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp / "jwt.pem").write_bytes(signing.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    conf = tmp / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    (conf / "serve_test.yaml").write_text(yaml.safe_dump({
+        "extends": "local",
+        "storage": {"root": str(tmp / "lakehouse"), "landing": str(tmp / "landing")},
+        "mlflow": {"tracking_uri": tracking, "artifact_root": str(tmp / "artifacts"), "experiment": "serve-tests"},
+        "model": {"registered_name": MODEL},
+        "serve": {
+            "poll_seconds": 0.3, "max_records": 5, "max_body_bytes": 4096, "api_keys_file": None,
+            "rate_limit": {"per_second": 1000, "burst": 3},
+            "api_keys": [{"name": "alice", "sha256": key_hash(KEYS["alice"]), "models": [MODEL], "rate_per_second": 1000,
+                          "burst": 1000},
+                         {"name": "bob", "sha256": key_hash(KEYS["bob"]), "models": [MODEL], "rate_per_second": 0.2},
+                         {"name": "carol", "sha256": key_hash(KEYS["carol"]), "models": ["another_model"]}],
+            "inference_log": {"flush_rows": 4, "flush_seconds": 0.5},
+            "jwt": {"public_key_file": str(tmp / "jwt.pem"), "audience": "lakeforge", "issuer": "https://idp.test"},
+        },
+    }))
+    server = serving.Server(conf, "serve_test", {"LAKEFORGE_PII_KEY": TEST_PII_KEY})
+    state = {"tmp": tmp, "tracking": tracking, "server": server, "served": 0, "signing": signing}
+    yield state
+    server.stop()
+
+
+def _predict(service, records, token=KEYS["alice"], model=MODEL):
+    status, body, headers = service["server"].call("POST", f"/v1/models/{model}/predict", {"records": records}, token)
+    if status == 200:
+        service["served"] += len(records)
+    return status, body, headers
+
+
+def test_health_readiness_and_the_announced_champion(service):
+    server = service["server"]
+    assert server.announced["ready"] is True and server.announced["version"] == 1
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", server.url)
+    assert server.call("GET", "/healthz")[:2] == (200, {"status": "alive"})
+    assert server.call("GET", "/readyz")[:2] == (200, {"status": "ready", "model": MODEL, "version": 1})
+
+
+def test_no_anonymous_predictions_and_keys_only_for_their_models(service):
+    server = service["server"]
+    path = f"/v1/models/{MODEL}/predict"
+    status, body, headers = server.call("POST", path, {"records": [RECORD]})
+    assert status == 401 and headers["www-authenticate"] == "Bearer"
+    assert body["error"] == "no Authorization header; send Authorization: Bearer <API key or JWT>"
+    assert server.call("POST", path, {"records": [RECORD]}, "lf_wrong-key")[:2][0] == 401
+    assert server.call("POST", path, {"records": [RECORD]}, "lf_wrong-key")[1]["error"] == "unknown API key"
+    assert server.call("POST", path, {"records": [RECORD]}, headers={"Authorization": "Basic abc"})[0] == 401
+    status, body, _ = _predict(service, [RECORD], KEYS["carol"])
+    assert (status, body["error"]) == (403, f"caller 'carol' may not call model '{MODEL}'")
+    log = "\n".join(server.lines)
+    assert "refused 401" in log and "refused 403" in log and "(caller carol)" in log
+    assert not any(key in log for key in (*KEYS.values(), "lf_wrong-key"))
+
+
+def _token(service, models, *, expires_in=300, key=None, audience="lakeforge"):
+    import jwt
+
+    claims = {"sub": "svc-booking", "iss": "https://idp.test", "aud": audience, "models": models,
+              "exp": int(time.time()) + expires_in}
+    return jwt.encode(claims, key or service["signing"], algorithm="RS256")
+
+
+def test_jwts_are_verified_with_the_public_key_and_carry_their_models(service):
+    assert _predict(service, [RECORD], _token(service, [MODEL]))[0] == 200
+    assert _predict(service, [RECORD], _token(service, "other " + MODEL))[0] == 200  # a space-separated scope
+    status, body, _ = _predict(service, [RECORD], _token(service, ["another_model"]))
+    assert (status, body["error"]) == (403, f"caller 'svc-booking' may not call model '{MODEL}'")
+    status, body, _ = _predict(service, [RECORD], _token(service, [MODEL], expires_in=-60))
+    assert (status, body["error"]) == (401, "invalid JWT: Signature has expired")
+    forged = _token(service, [MODEL], key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    assert _predict(service, [RECORD], forged)[1]["error"] == "invalid JWT: Signature verification failed"
+    assert _predict(service, [RECORD], _token(service, [MODEL], audience="elsewhere"))[1]["error"] == \
+        "invalid JWT: Audience doesn't match"
+
+
+def test_predictions_are_the_serving_models_with_class_at_the_threshold(service):
+    records = [RECORD, {**RECORD, "carrier": "ZZ", "sched_dep_time": 600}, {**RECORD, "carrier": None, "distance": None}]
+    status, body, headers = _predict(service, records)
+    assert status == 200 and body["model"] == MODEL and body["version"] == 1
+    assert headers["x-request-id"] == body["request_id"] and re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    local = serving.write_xgboost(service["tmp"] / "expected", serving.SPEC, serving.booster(1))
+    model = ServingModel.load(local)
+    inputs = columns_from_records(model.spec, records)
+    inputs["tailnum"] = _hashed(inputs["tailnum"].to_pylist())
+    expected = model.predict_columns(inputs, len(records))
+    assert [p["probability"] for p in body["predictions"]] == pytest.approx(list(expected), abs=1e-12)
+    assert [p["class"] for p in body["predictions"]] == [int(p >= 0.5) for p in expected]
+
+
+def _hashed(values):
+    import pyarrow as pa
+
+    return pa.array([hmac.new(TEST_PII_KEY.encode(), v.encode(), hashlib.sha256).hexdigest() for v in values])
+
+
+def test_records_are_checked_against_the_models_inputs(service):
+    server = service["server"]
+    missing = {k: v for k, v in RECORD.items() if k != "distance"}
+    status, body, _ = _predict(service, [RECORD, missing])
+    assert (status, body["field"], body["expected"]) == (422, "distance", "number")
+    assert body["error"] == "record 1: field 'distance' is missing: expected number or null"
+    status, body, _ = _predict(service, [{**RECORD, "sched_dep_time": "17:15"}])
+    assert status == 422 and body["error"] == "record 0: field 'sched_dep_time' is str \"17:15\": expected integer or null"
+    status, body, _ = _predict(service, [{**RECORD, "carrier": 7}])
+    assert (status, body["field"], body["expected"]) == (422, "carrier", "string")
+    assert _predict(service, [RECORD] * 6)[1]["error"] == "6 records; at most 5 per request (serve.max_records)"
+    assert _predict(service, [])[0] == 422
+    path = f"/v1/models/{MODEL}/predict"
+    status, body, _ = server.call("POST", path, b'{"records": [', KEYS["alice"])
+    assert status == 400 and body["error"].startswith("the body is not JSON: ")
+    status, body, _ = server.call("POST", path, b"x" * 5000, KEYS["alice"])
+    assert status == 413 and "limit is 4096 (serve.max_body_bytes)" in body["error"]
+    assert _predict(service, [RECORD], KEYS["carol"], model="another_model")[0] == 404  # carol may, but not here
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(service):
+    statuses = [_predict(service, [RECORD], KEYS["bob"]) for _ in range(5)]
+    assert [s for s, _, _ in statuses][:3] == [200, 200, 200]
+    refused = [(b, h) for s, b, h in statuses if s == 429]
+    assert refused and int(refused[0][1]["retry-after"]) >= 1
+    assert refused[0][0]["error"].startswith("caller 'bob' is over its rate limit; retry in ")
+
+
+def test_a_new_champion_is_picked_up_without_dropping_requests(service):
+    statuses, versions, stop = [], [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            status, body, _ = _predict(service, [RECORD])
+            statuses.append(status)
+            versions.append(body.get("version"))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        serving.register(service["tracking"], MODEL, service["tmp"] / "v2", seed=2)
+        service["server"].wait_for(lambda: 2 in versions)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert set(statuses) == {200}, statuses
+    assert versions[0] == 1 and versions[-1] == 2 and versions.index(2) > 0
+    assert versions[versions.index(2):] == [2] * (len(versions) - versions.index(2))  # no going back
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(service):
+    server = service["server"]
+    serving.register(service["tracking"], MODEL, service["tmp"] / "v3", seed=3, broken=True)
+    ready = server.wait_for(lambda: (r := server.call("GET", "/readyz")[1]).get("last_error") and r)
+    assert ready["status"] == "ready" and ready["version"] == 2
+    assert ready["last_error"].startswith(f"version 3 of '{MODEL}' (models:/")
+    assert "failed to load: XGBoostError" in ready["last_error"]
+    assert _predict(service, [RECORD])[1]["version"] == 2
+    assert "still serving version 2" in "\n".join(server.lines)
+
+
+def test_metrics_count_requests_by_code_and_show_the_version(service):
+    status, body, _ = service["server"].call("GET", "/metrics")
+    text = body["text"]
+    assert status == 200
+    for code in ("200", "401", "403", "413", "422", "429", "400"):
+        assert re.search(rf'lakeforge_serve_requests_total{{code="{code}",route="predict"}} [1-9]', text), code
+    assert f'lakeforge_serve_model_version{{model="{MODEL}"}} 2.0' in text
+    assert f'lakeforge_serve_model_load_failures{{model="{MODEL}"}} 1.0' in text
+    assert 'lakeforge_serve_request_seconds_bucket{le="0.02",route="predict"}' in text
+
+
+def test_every_served_record_is_in_the_inference_log_after_a_clean_shutdown(service):
+    server = service["server"]
+    table = Path(service["tmp"]) / "lakehouse" / "monitoring" / "inference_log"
+    server.wait_for(lambda: (table / "_delta_log").is_dir(), timeout=30)  # written in the background already
+    assert server.stop() == 0
+    frame = deltalake.DeltaTable(str(table)).to_pandas()
+    assert len(frame) == service["served"]
+    assert set(frame["tailnum"]) == {hmac.new(TEST_PII_KEY.encode(), b"N14228", hashlib.sha256).hexdigest()}
+    assert "N14228" not in "".join(p.read_text(errors="ignore") for p in table.rglob("*.json"))
+    assert set(frame["model_version"]) == {1, 2} and set(frame["caller"]) <= {"alice", "bob", "svc-booking"}
+    assert frame["probability"].between(0, 1).all() and set(frame["predicted_class"]) <= {0, 1}
+    assert frame["sched_dep_hour"].tolist() == [int(t) // 100 for t in frame["sched_dep_time"]]
+    assert frame["batch_id"].nunique() >= 2 and frame["request_id"].nunique() < len(frame)

@@ -128,7 +128,7 @@ test-s3: setup-test
 	$(PY) -m pytest tests/test_object_storage.py -ra --timeout=2400 -m object_storage $(PYTEST_ARGS)
 
 # The Spark 3.5 line (EMR 7.x, Databricks 16.4 LTS): the same rules with a venv and constraints of its own, and
-# the dev extra only (the deep-learning stage is not tested on Spark 3.5).
+# the dev and serve extras only (the deep-learning stage is not tested on Spark 3.5).
 # Tables by name are refused on this line with open-source Delta 3.3 (it cannot overwrite a catalog table): the
 # pipeline runs by path there (tests/test_pipeline_e2e.py ADDRESSING), and the refusal is checked.
 test-spark35:

@@ -221,3 +221,21 @@ def test_every_served_record_is_in_the_inference_log_after_a_clean_shutdown(serv
     assert frame["probability"].between(0, 1).all() and set(frame["predicted_class"]) <= {0, 1}
     assert frame["sched_dep_hour"].tolist() == [int(t) // 100 for t in frame["sched_dep_time"]]
     assert frame["batch_id"].nunique() >= 2 and frame["request_id"].nunique() < len(frame)
+
+
+def test_the_inference_log_writes_after_flush_seconds_without_waiting_for_rows(tmp_path):
+    import pyarrow as pa
+
+    from lakeforge.serve.inference_log import InferenceLog
+
+    log = InferenceLog(str(tmp_path / "log"), flush_rows=1000, flush_seconds=0.3, max_buffer_rows=3)
+    try:
+        log.add(pa.table({"x": [1, 2]}))
+        log.add(pa.table({"x": [3, 4]}))  # over max_buffer_rows: dropped and counted, never blocking
+        deadline = time.monotonic() + 10
+        while log.written_rows == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (log.written_rows, log.dropped_rows) == (2, 2)
+        assert deltalake.DeltaTable(str(tmp_path / "log")).to_pandas()["x"].tolist() == [1, 2]
+    finally:
+        log.close()

@@ -43,10 +43,11 @@ class InferenceLog:
             if self._rows + rows.num_rows > self.max_buffer_rows:
                 self.dropped_rows += rows.num_rows
                 return
+            first = self._oldest is None
             self._pending.append(rows)
             self._rows += rows.num_rows
             self._oldest = self._oldest or time.monotonic()
-            if self._rows >= self.flush_rows:
+            if first or self._rows >= self.flush_rows:  # the writer starts its flush_seconds clock, or writes now
                 self._lock.notify()
 
     def _due(self) -> bool:

@@ -66,7 +66,7 @@ def start_server(workdir: Path, settings) -> tuple[subprocess.Popen, str]:
         "storage": {"root": settings.storage.root, "landing": settings.storage.landing},
         "mlflow": {"tracking_uri": settings.mlflow.tracking_uri, "experiment": settings.mlflow.experiment},
         "serve": {"max_records": 100, "rate_limit": {"per_second": 1e9, "burst": 1_000_000},
-                  "api_keys": [{"name": "bench", "sha256": key_hash(KEY)}]},
+                  "api_keys": [{"name": "bench", "sha256": key_hash(KEY)}], "api_keys_file": None},
     }))
     cmd = [str(Path(sys.executable).parent / "lakeforge"), "serve", "--env", "bench_serve", "--conf-dir", str(conf),
            "--port", "0", "--log-level", "WARNING"]

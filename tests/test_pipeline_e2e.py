@@ -275,7 +275,7 @@ def test_the_champion_answers_online_with_the_batch_probabilities(spark, runs):
 
     key, token = entity_key(settings), "lf_e2e-0123456789"
     served_settings = settings.model_copy(update={"serve": settings.serve.model_copy(update={
-        "port": 0, "api_keys": (ApiKey(name="e2e", sha256=key_hash(token)),),
+        "port": 0, "api_keys": (ApiKey(name="e2e", sha256=key_hash(token)),), "api_keys_file": None,
         "inference_log": settings.serve.inference_log.model_copy(update={"flush_seconds": 0.5})})})
     gold = Table.of(first.gold.path).read(spark)
     inputs = list(serving_inputs(settings, gold.schema)[0])
@@ -283,8 +283,15 @@ def test_the_champion_answers_online_with_the_batch_probabilities(spark, runs):
              .select(*key, "probability").orderBy(*key).limit(300).join(gold.select(*key, *inputs), key))
     rows = batch.toPandas()
     records = rows[inputs].astype(object).where(rows[inputs].notna(), None).to_dict("records")
-    urls, stop = [], threading.Event()
-    thread = threading.Thread(target=serve, args=(served_settings,), kwargs={"on_ready": urls.append, "stop": stop})
+    urls, stop, failed = [], threading.Event(), []
+
+    def service():
+        try:
+            serve(served_settings, on_ready=urls.append, stop=stop)
+        except BaseException as exc:  # noqa: BLE001 - shown by the assertion below
+            failed.append(exc)
+
+    thread = threading.Thread(target=service)
     thread.start()
     online = []
     try:
@@ -292,7 +299,7 @@ def test_the_champion_answers_online_with_the_batch_probabilities(spark, runs):
             if urls or not thread.is_alive():
                 break
             threading.Event().wait(0.2)
-        assert urls, "the service did not start"
+        assert urls, f"the service did not start: {failed}"
         for start in range(0, len(records), 100):
             request = urllib.request.Request(
                 f"{urls[0]}/v1/models/{settings.model.registered_name}/predict", method="POST",

@@ -63,10 +63,11 @@ def serving_inputs(settings: Settings, gold: T.StructType) -> tuple[dict[str, st
 
 def pii_columns(settings: Settings) -> set[str]:
     """Gold columns that hold a source's PII column (hashed in silver): the base source's, and what joins select."""
-    features = settings.features
-    columns = set(settings.sources[features.base].pii)
+    features, sources = settings.features, settings.sources
+    columns = set(sources[features.base].pii) if features.base in sources else set()
     for join in features.joins:
-        columns |= {dst for src, dst in join.select.items() if src in settings.sources[join.source].pii}
+        pii = sources[join.source].pii if join.source in sources else ()
+        columns |= {dst for src, dst in join.select.items() if src in pii}
     return columns
 
 

@@ -273,14 +273,35 @@ def write_xgboost(folder: Path, spec: ServingSpec, booster: Any) -> Path:
 def log_serving_model(folder: Path, kind: str) -> str:
     """Log the model in ``folder`` to the active MLflow run as the pyfunc ``serving``; its model URI. The lakeforge
     package travels with it (``code_paths``), so ``mlflow models serve`` needs only ``serving_requirements``."""
+    import tempfile
+
     import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="lakeforge-code-") as scratch:
+        info = mlflow.pyfunc.log_model(name=ARTIFACT_NAME, python_model=ServingPyfunc(),
+                                       artifacts={"serving": str(folder)},
+                                       code_paths=[str(_package_source(Path(scratch)))],
+                                       pip_requirements=serving_requirements(kind))
+    return info.model_uri
+
+
+def _package_source(scratch: Path) -> Path:
+    """The lakeforge package as a folder: where it is installed, or extracted into ``scratch`` when it was
+    imported from an archive (spark-submit ships lakeforge as a wheel in ``--py-files``)."""
+    import zipfile
 
     import lakeforge
 
-    info = mlflow.pyfunc.log_model(name=ARTIFACT_NAME, python_model=ServingPyfunc(), artifacts={"serving": str(folder)},
-                                   code_paths=[str(Path(lakeforge.__file__).parent)],
-                                   pip_requirements=serving_requirements(kind))
-    return info.model_uri
+    package = Path(lakeforge.__file__).parent
+    if package.is_dir():
+        return package
+    archive = next(p for p in package.parents if p.is_file())
+    inner = package.relative_to(archive).as_posix()
+    with zipfile.ZipFile(archive) as bundle:
+        for name in bundle.namelist():
+            if name.startswith(f"{inner}/") and "__pycache__" not in name:
+                bundle.extract(name, scratch)
+    return scratch / inner
 
 
 def _expit32(margins: np.ndarray) -> np.ndarray:

@@ -163,27 +163,29 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(service):
 
 
 def test_a_new_champion_is_picked_up_without_dropping_requests(service):
-    statuses, versions, stop = [], [], threading.Event()
+    statuses, stop = [], threading.Event()
+    seen: list[list[int]] = [[] for _ in range(4)]  # each client's versions, in the order it got its answers
 
-    def hammer():
+    def hammer(mine):
         while not stop.is_set():
             status, body, _ = _predict(service, [RECORD])
             statuses.append(status)
-            versions.append(body.get("version"))
+            mine.append(body.get("version"))
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    threads = [threading.Thread(target=hammer, args=(mine,)) for mine in seen]
     for thread in threads:
         thread.start()
     try:
         serving.register(service["tracking"], MODEL, service["tmp"] / "v2", seed=2)
-        service["server"].wait_for(lambda: 2 in versions)
+        service["server"].wait_for(lambda: all(2 in mine for mine in seen))
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert set(statuses) == {200}, statuses
-    assert versions[0] == 1 and versions[-1] == 2 and versions.index(2) > 0
-    assert versions[versions.index(2):] == [2] * (len(versions) - versions.index(2))  # no going back
+    for mine in seen:  # a client that got version 2 never gets version 1 again
+        assert mine[0] == 1 and mine[-1] == 2
+        assert mine[mine.index(2):] == [2] * (len(mine) - mine.index(2)), mine
 
 
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(service):

@@ -17,6 +17,7 @@ It imports only ``lakeforge.errors`` of lakeforge: the whole package travels ins
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class CompiledExpression:
         return _broadcast(value, rows)
 
 
+@functools.lru_cache(maxsize=512)  # a served model evaluates the same few expressions on every request
 def compile_expression(text: str) -> CompiledExpression:
     """Parse ``text`` (Spark SQL) and check that every node is supported; raises ``UnsupportedExpressionError`` naming
     the first node that is not."""
@@ -119,7 +121,7 @@ def _numpy_binary(a: Value, b: Value, rows: int, op: Callable[[np.ndarray, np.nd
     return pa.array(out, mask=invalid)
 
 
-def _spark_string(value: Value, rows: int) -> pa.Array:
+def spark_string(value: Value, rows: int) -> pa.Array:
     """Values as Spark's CAST(... AS STRING) writes them (booleans ``true``, doubles like Java's toString)."""
     array = _broadcast(value, rows)
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
@@ -258,7 +260,7 @@ class _Evaluator:
         if isinstance(node, exp.Trim):
             return pc.utf8_trim(self.eval(node.this), characters=" ")
         if isinstance(node, exp.Concat):
-            parts = [_spark_string(self.eval(e), rows) for e in node.expressions]
+            parts = [spark_string(self.eval(e), rows) for e in node.expressions]
             return pc.binary_join_element_wise(*parts, "", null_handling="emit_null")
         if isinstance(node, exp.Substring):
             return self._substring(node)
@@ -324,7 +326,7 @@ class _Evaluator:
     def _substring(self, node: exp.Substring) -> Value:
         start = self.eval(node.args["start"]).as_py()
         length = self.eval(node.args["length"]).as_py() if node.args.get("length") else None
-        value = _spark_string(self.eval(node.this), self.rows)
+        value = spark_string(self.eval(node.this), self.rows)
         begin = start - 1 if start > 0 else (start if start < 0 else 0)
         if length is None:
             return pc.utf8_slice_codeunits(value, start=begin)
@@ -353,7 +355,7 @@ class _Evaluator:
                                  for v in _broadcast(value, self.rows).to_pylist()], pa.bool_())
             return pc.not_equal(value, 0) if not pa.types.is_boolean(source) else value
         if to in (exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.NVARCHAR):
-            return _spark_string(value, self.rows)
+            return spark_string(value, self.rows)
         if to == exp.DataType.Type.DATE:
             if pa.types.is_string(source):
                 return pc.cast(pc.strptime(_broadcast(value, self.rows), format="%Y-%m-%d", unit="s",

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakeforge.errors import InvalidRecordsError
-from lakeforge.models.expressions import compile_expression, java_double
+from lakeforge.models.expressions import compile_expression, spark_string
 
 SPEC_FILE = "serving_spec.json"
 BOOSTER_FILE = "booster.ubj"
@@ -184,14 +184,8 @@ def feature_columns(spec: ServingSpec, inputs: Mapping[str, pa.Array], rows: int
 
 
 def spark_strings(array: pa.Array) -> list[str | None]:
-    """Values as StringIndexer sees a non-string column: Spark's CAST AS STRING."""
-    if pa.types.is_string(array.type):
-        return array.to_pylist()
-    if pa.types.is_boolean(array.type):
-        return [None if v is None else ("true" if v else "false") for v in array.to_pylist()]
-    if pa.types.is_floating(array.type):
-        return [None if v is None else java_double(v) for v in array.to_pylist()]
-    return pc.cast(array, pa.string()).to_pylist()
+    """Values as StringIndexer sees a non-string column: Spark's CAST AS STRING (``expressions.spark_string``)."""
+    return spark_string(array, len(array)).to_pylist()
 
 
 def xgboost_matrix(spec: ServingSpec, columns: Mapping[str, pa.Array], rows: int) -> np.ndarray:

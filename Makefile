@@ -121,12 +121,13 @@ data/secrets/pii_dev.key: | $(BASE)
 
 # PYTEST_MARKS: tests/test_object_storage.py (the lakehouse on a local S3 endpoint) runs apart, `make test-s3`.
 # PYTEST_WORKERS: pytest-xdist workers, each test file whole on one of them (--dist loadfile: a file's module
-# fixtures run once); 0 runs the suite in this process.
+# fixtures run once) in the order tests/conftest.py gives (the longest first; xdist would start with the files of
+# the most tests); 0 runs the suite in this process.
 PYTEST_MARKS ?= not object_storage
 PYTEST_WORKERS ?= 2
 test: setup-test
 	$(PY) -m pytest tests -ra --durations=25 --timeout=1800 -m "$(PYTEST_MARKS)" \
-	  $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	  $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 test-s3: setup-test
 	$(PY) -m pytest tests/test_object_storage.py -ra --timeout=2400 -m object_storage $(PYTEST_ARGS)

@@ -23,15 +23,11 @@ os.environ.setdefault("LAKEFORGE_PYTHON", sys.executable)
 # the application folders it added there (its subprocesses' too) when it ends. Under pytest-xdist (-n) only the
 # controller does, after every worker has ended: a worker that finished first would otherwise remove the folders
 # of a local-cluster application another worker is still running.
-# Every Spark driver the tests start (the session below, the jobs' spark-submit processes, the notebooks' kernels)
-# compiles with C1 only: the tests' jobs are short, and the C2 compiler's threads took a third of their CPU time
-# on 2 cores (a pipeline on 1,461 rows: 220 CPU seconds with both compilers, 145 with C1 alone, wall about the same).
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
 # The longest test files first: under pytest-xdist (make test: -n 2 --dist loadfile) a file runs whole on one
 # worker, and a long one started last would leave the other worker idle at the end.
-SLOWEST_FIRST = ("test_public_datasets", "test_standalone", "test_notebooks", "test_pii_at_rest", "test_resume",
-                 "test_pipeline_e2e", "test_train_deep", "test_train", "test_tuning", "test_score", "test_ingest_stream",
-                 "test_launch", "test_monitor", "test_ingest", "test_exit_codes")
+SLOWEST_FIRST = ("test_public_datasets", "test_standalone", "test_notebooks", "test_pii_at_rest", "test_object_storage",
+                 "test_resume", "test_pipeline_e2e", "test_train_deep", "test_train", "test_tuning", "test_score",
+                 "test_ingest_stream", "test_launch", "test_monitor", "test_ingest", "test_exit_codes")
 _SPARK_WORK = Path(importlib.util.find_spec("pyspark").origin).parent / "work"
 _WORK_BEFORE = set(os.listdir(_SPARK_WORK)) if _SPARK_WORK.is_dir() else set()
 

@@ -1,5 +1,5 @@
 """The notebooks run headless, in order, on a 1-in-50 sample of the demo flights in a lakehouse of their own
-(nbclient, one kernel and one local[2] Spark session per notebook), and are committed without outputs."""
+(nbclient; one kernel, and so one local[2] Spark session, for the four), and are committed without outputs."""
 
 from __future__ import annotations
 
@@ -57,24 +57,38 @@ def _executed(nb) -> list:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
 
 
+# Run before each notebook's parameters: the names an earlier notebook defined are removed (the kernel's own, and
+# IPython's underscore names, stay). IPython's %reset also removes __main__'s __spec__, which pyspark reads.
+FRESH_NAMESPACE = (
+    "_kernel_names = globals().setdefault('__kernel_names__', set(globals()) | {'__kernel_names__'})\n"
+    "[globals().pop(_name) for _name in list(globals()) if _name not in _kernel_names and not _name.startswith('_')]\n"
+    "del _kernel_names\n")
+
+
 def run_notebooks(values: dict[str, dict]) -> dict:
-    """Run the named notebooks in order (one kernel and one local[2] Spark session each), ``values[name]``
-    assigned after their parameters cell's defaults; returns {name: executed notebook}."""
+    """Run the named notebooks in order, ``values[name]`` assigned after their parameters cell's defaults; returns
+    {name: executed notebook}. They share one kernel, and so one local[2] Spark session, as notebooks attached to
+    one cluster do; each starts without the names the others defined (``FRESH_NAMESPACE``), so that none uses
+    what another defined."""
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     patch = pytest.MonkeyPatch()
     patch.setenv("LAKEFORGE_PII_KEY", TEST_PII_KEY)
     patch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    kernel = KernelManager(kernel_name="python3")
     results = {}
     try:
+        kernel.start_kernel(cwd=str(NOTEBOOK_DIR))
         for name, parameters in values.items():
             nb = _read(name)
             cell = _parameters_cell(nb)  # the defaults, then the test's values (as papermill injects them)
-            cell.source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-            NotebookClient(nb, timeout=300, kernel_name="python3",
-                           resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+            cell.source = FRESH_NAMESPACE + cell.source + "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+            NotebookClient(nb, km=kernel, timeout=300, resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
             results[name] = nb
     finally:
+        if kernel.has_kernel:
+            kernel.shutdown_kernel(now=True)
         patch.undo()
     return results
 

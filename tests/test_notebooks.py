@@ -83,7 +83,8 @@ def run_notebooks(values: dict[str, dict]) -> dict:
         for name, parameters in values.items():
             nb = _read(name)
             cell = _parameters_cell(nb)  # the defaults, then the test's values (as papermill injects them)
-            cell.source = FRESH_NAMESPACE + cell.source + "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+            assigned = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+            cell.source = f"{FRESH_NAMESPACE}{cell.source}\n{assigned}"
             NotebookClient(nb, km=kernel, timeout=300, resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
             results[name] = nb
     finally:

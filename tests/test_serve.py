@@ -241,3 +241,46 @@ def test_the_inference_log_writes_after_flush_seconds_without_waiting_for_rows(t
         assert deltalake.DeltaTable(str(tmp_path / "log")).to_pandas()["x"].tolist() == [1, 2]
     finally:
         log.close()
+
+
+def test_mlflow_models_serve_loads_the_serving_model_without_lakeforge_serve(service, tmp_path):
+    """The version's serving model under MLflow's own model server (``--env-manager local``): the lakeforge
+    package comes from the model's code_paths; the answers are the in-process serving model's (MLflow's server has
+    no PII key: a PII field is sent as its hash)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from mlflow.tracking import MlflowClient
+
+    from tests.support.standalone import free_port
+
+    client = MlflowClient(service["tracking"], service["tracking"])
+    uri = client.get_model_version(MODEL, "1").tags["serving_model_uri"]
+    records = [RECORD, {**RECORD, "carrier": "ZZ", "tailnum": None, "distance": None}]
+    sent = [{**r, "tailnum": _hashed([r["tailnum"]])[0].as_py() if r["tailnum"] else None} for r in records]
+    port = free_port()
+    bin_dir = Path(sys.executable).parent  # mlflow starts uvicorn from PATH
+    process = subprocess.Popen(
+        [str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
+         "-p", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": service["tracking"],
+             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"})
+    try:
+        deadline, answer = time.monotonic() + 180, None
+        while answer is None and process.poll() is None and time.monotonic() < deadline:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", headers={
+                "Content-Type": "application/json"}, data=json.dumps({"dataframe_records": sent}).encode())
+            try:
+                answer = json.loads(urllib.request.urlopen(request, timeout=10).read())
+            except OSError:
+                time.sleep(0.5)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=60)[0]
+    assert answer is not None, output[-3000:]
+    model = ServingModel.load(serving.write_xgboost(tmp_path / "expected", serving.SPEC, serving.booster(1)))
+    expected = model.predict_columns(columns_from_records(model.spec, sent), len(sent))
+    assert answer["predictions"] == pytest.approx(list(expected), abs=1e-7)

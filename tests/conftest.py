@@ -18,16 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_PII_KEY = "test-key-0123456789abcdef"
 # spark-submit.sh runs jobs with this interpreter (not always .venv's): the Spark 3.5 lane tests its own line.
 os.environ.setdefault("LAKEFORGE_PYTHON", sys.executable)
-# local-cluster executors copy the application's jars (about 170 MB an application) into $SPARK_HOME/work (the
-# local-cluster worker takes no work-dir setting), inside the venv, where nothing removes them: the run removes
-# the application folders it added there (its subprocesses' too) when it ends. Under pytest-xdist (-n) only the
-# controller does, after every worker has ended: a worker that finished first would otherwise remove the folders
-# of a local-cluster application another worker is still running.
 # The longest test files first: under pytest-xdist (make test: -n 2 --dist loadfile) a file runs whole on one
 # worker, and a long one started last would leave the other worker idle at the end.
 SLOWEST_FIRST = ("test_public_datasets", "test_standalone", "test_notebooks", "test_pii_at_rest", "test_object_storage",
                  "test_resume", "test_pipeline_e2e", "test_train_deep", "test_train", "test_tuning", "test_score",
                  "test_ingest_stream", "test_launch", "test_monitor", "test_ingest", "test_exit_codes")
+# local-cluster executors copy the application's jars (about 170 MB an application) into $SPARK_HOME/work (the
+# local-cluster worker takes no work-dir setting), inside the venv, where nothing removes them: the run removes
+# the application folders it added there (its subprocesses' too) when it ends. Under pytest-xdist (-n) only the
+# controller does, after every worker has ended: a worker that finished first would otherwise remove the folders
+# of a local-cluster application another worker is still running.
 _SPARK_WORK = Path(importlib.util.find_spec("pyspark").origin).parent / "work"
 _WORK_BEFORE = set(os.listdir(_SPARK_WORK)) if _SPARK_WORK.is_dir() else set()
 

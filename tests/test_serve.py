@@ -119,13 +119,17 @@ def test_predictions_are_the_serving_models_with_class_at_the_threshold(service)
     status, body, headers = _predict(service, records)
     assert status == 200 and body["model"] == MODEL and body["version"] == 1
     assert headers["x-request-id"] == body["request_id"] and re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
-    local = serving.write_xgboost(service["tmp"] / "expected", serving.SPEC, serving.booster(1))
-    model = ServingModel.load(local)
+    model = _version_1(service["tmp"] / "expected")
     inputs = columns_from_records(model.spec, records)
     inputs["tailnum"] = _hashed(inputs["tailnum"].to_pylist())
     expected = model.predict_columns(inputs, len(records))
     assert [p["probability"] for p in body["predictions"]] == pytest.approx(list(expected), abs=1e-12)
     assert [p["class"] for p in body["predictions"]] == [int(p >= 0.5) for p in expected]
+
+
+def _version_1(folder: Path) -> ServingModel:
+    """The serving model registered as version 1 (the same booster, written again), loaded in this process."""
+    return ServingModel.load(serving.write_xgboost(folder, serving.SPEC, serving.booster(1)))
 
 
 def _hashed(values):
@@ -281,6 +285,6 @@ def test_mlflow_models_serve_loads_the_serving_model_without_lakeforge_serve(ser
         process.terminate()
         output = process.communicate(timeout=60)[0]
     assert answer is not None, output[-3000:]
-    model = ServingModel.load(serving.write_xgboost(tmp_path / "expected", serving.SPEC, serving.booster(1)))
+    model = _version_1(tmp_path / "expected")
     expected = model.predict_columns(columns_from_records(model.spec, sent), len(sent))
     assert answer["predictions"] == pytest.approx(list(expected), abs=1e-7)

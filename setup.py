@@ -49,7 +49,7 @@ setup(
                 "moto[server]>=5.1", "boto3>=1.35"],  # a local S3 + DynamoDB endpoint (tests/test_object_storage.py)
         "s3": ["boto3>=1.35"],  # MLflow's artifacts on S3 (mlflow.artifact_root: s3://...), see docs/object-storage.md
         # lakeforge serve: the HTTP service, its metrics, JWT verification, the inference log (delta-rs, no JVM)
-        "serve": ["starlette>=0.40", "uvicorn>=0.30", "prometheus-client>=0.20", "pyjwt[crypto]>=2.8", "deltalake>=1.0"],
+        "serve": ["starlette>=0.40", "uvicorn>=0.30", "httptools>=0.6", "uvloop>=0.19", "prometheus-client>=0.20", "pyjwt[crypto]>=2.8", "deltalake>=1.0"],
         "gpu": ["nvidia-ml-py>=12"],  # GPU discovery for device=cuda checks; xgboost's wheel already has CUDA
         # The torch network (model.framework: torch) with TorchDistributor: `make setup-dl` / `make demo-torch`, and
         # `make test`. Not installed by `make demo` (the PyPI wheel is the CUDA build, about 5 GB with its libraries).

@@ -288,3 +288,29 @@ def test_mlflow_models_serve_loads_the_serving_model_without_lakeforge_serve(ser
     model = _version_1(tmp_path / "expected")
     expected = model.predict_columns(columns_from_records(model.spec, sent), len(sent))
     assert answer["predictions"] == pytest.approx(list(expected), abs=1e-7)
+
+
+def test_connections_to_the_service_socket_have_nagle_off():
+    """asyncio sets TCP_NODELAY on a connection only when its socket's protocol says TCP; with Nagle on, every
+    response after the first on a keep-alive connection waited about 40 ms for the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    from lakeforge.serve import listening_socket
+
+    async def accept_one() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        async def handler(reader, writer):
+            seen.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        sock = listening_socket("127.0.0.1", 0)
+        server = await asyncio.start_server(handler, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            nodelay = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(accept_one()) != 0

@@ -39,6 +39,17 @@ def _check(settings: Settings) -> None:
                           "-m lakeforge.serve.keys NAME) or a JWT public key")
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port), for uvicorn to listen on. Its protocol is given as
+    IPPROTO_TCP, not left 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections whose socket says
+    so, and with it on, a keep-alive connection's every response after the first waited for the client's delayed ACK
+    (about 40 ms on Linux: bench/README.md, "Online scoring")."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None, model: str | None = None,
           alias: str | None = None, on_ready: Callable[[str], None] | None = None,
           stop: threading.Event | None = None) -> None:
@@ -57,9 +68,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     authenticator = Authenticator(cfg, load_api_keys(cfg, root), root)
     name = model or cfg.model or settings.model.registered_name
     pii_key = settings.pii_key.get_secret_value().encode() if settings.pii_key else None
-    sock = socket.socket(socket.AF_INET6 if ":" in (host or cfg.host) else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host or cfg.host, cfg.port if port is None else port))
+    sock = listening_socket(host or cfg.host, cfg.port if port is None else port)
     url = f"http://{sock.getsockname()[0]}:{sock.getsockname()[1]}"
     inference_log = None
     with tempfile.TemporaryDirectory(prefix="lakeforge-serve-") as cache:
@@ -93,6 +102,16 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
                          inference_log.dropped_rows)
 
 
+def _loop_factory():
+    """uvloop's event loop where it is installed (the serve extra brings it: more requests a second than asyncio's
+    own loop, bench/README.md), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def _run(server, sock: socket.socket, announce, stop: threading.Event | None) -> None:
     """uvicorn handles SIGINT / SIGTERM (a graceful stop), then raises the signal again for the handler it found;
     that handler is this one, which only notes it, so the caller's cleanup (the inference log) runs and the
@@ -120,7 +139,7 @@ def _run(server, sock: socket.socket, announce, stop: threading.Event | None) ->
         await task
 
     try:
-        asyncio.run(main())
+        asyncio.run(main(), loop_factory=_loop_factory())
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

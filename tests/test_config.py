@@ -89,12 +89,19 @@ def test_source_key_must_be_declared_columns(conf_copy):
 
 
 def test_join_must_use_the_joined_sources_primary_key(conf_copy):
-    _edit(conf_copy / "base.yaml", lambda d: d["features"]["joins"][0].update(keys=["origin", "year"]))
+    def exact_on(keys):
+        return lambda d: d["features"]["joins"][0].update(keys=keys, as_of=None)
+
+    _edit(conf_copy / "base.yaml", exact_on(["origin", "year"]))
     with pytest.raises(ConfigError) as err:
         load_settings("local", conf_copy)
     assert str(err.value) == (
         f"{conf_copy / 'base.yaml'}: (top level): Value error, features.joins: joining 'weather' on ['origin', 'year'] "
         "could repeat rows; join on its primary key ['origin', 'year', 'month', 'day', 'hour']")
+    # an as-of join's keys are the keys besides time: the station alone is fine
+    _edit(conf_copy / "base.yaml", lambda d: d["features"]["joins"][0].update(
+        keys=["origin"], as_of={"time": "time_hour", "lookback": "3 hours"}))
+    assert load_settings("local", conf_copy).features.joins[0].as_of.lookback_seconds == 10800
 
 
 def test_invalid_yaml_names_the_file(conf_copy):

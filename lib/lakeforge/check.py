@@ -29,7 +29,8 @@ from pyspark.sql.utils import AnalysisException
 
 from lakeforge.config import ConfigError, Settings
 from lakeforge.errors import InputError
-from lakeforge.ingest.merge import silver_type
+from lakeforge.features import apply_join
+from lakeforge.ingest.merge import SILVER_LINEAGE, silver_type
 from lakeforge.ingest.read import type_family
 from lakeforge.monitor import labels_table, perf_label, window_column
 from lakeforge.paths import entity_key, silver_table
@@ -105,7 +106,8 @@ class _Problems:
 
 def _contract_frame(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
     source = settings.sources[name]
-    schema = T.StructType([T.StructField(c.name, _TYPES[silver_type(source, c.name, c.type)]) for c in source.columns])
+    schema = T.StructType([T.StructField(c.name, _TYPES[silver_type(source, c.name, c.type)]) for c in source.columns]
+                          + [T.StructField(c, _TYPES[t]) for c, t in SILVER_LINEAGE])  # what every silver row carries
     return spark.createDataFrame([], schema)
 
 
@@ -154,16 +156,26 @@ def _gold_schema(problems: _Problems, settings: Settings, silver: dict[str, Data
                   for k in left_keys])
         ok &= all([problems.column(f"features.joins.{i}.keys", k, right_schema, table) for k in join.keys])
         ok &= all([problems.column(f"features.joins.{i}.select.{src}", src, right_schema, table) for src in join.select])
+        if join.as_of is not None:
+            as_of = join.as_of
+            ok &= problems.column(f"features.joins.{i}.as_of.source_time", as_of.source_time or
+                                  settings.sources[join.source].event_time, right_schema, table)
+            if as_of.tie_break is not None:
+                ok &= problems.column(f"features.joins.{i}.as_of.tie_break", as_of.tie_break, right_schema, table)
+            try:
+                with _quiet_analysis_errors():
+                    frame.select(F.expr(as_of.time)).schema  # noqa: B018 - analysis only
+            except (AnalysisException, PySparkException) as exc:
+                problems.add(f"features.joins.{i}.as_of.time", f"{as_of.time!r} does not resolve over the base rows "
+                                                               f"as joined so far: {_spark_message(exc)}")
+                ok = False
         clash = [dst for dst in join.select.values() if dst in frame.columns and dst not in left_keys]
         if clash:
             problems.add(f"features.joins.{i}.select", f"output column(s) {clash} already exist before this join; "
                                                          "give them other names")
             ok = False
         if ok:
-            right = silver[join.source].select(
-                *[F.col(f"`{k}`").alias(left) for k, left in zip(join.keys, left_keys)],
-                *[F.col(f"`{src}`").alias(dst) for src, dst in join.select.items()])
-            frame = frame.join(right, on=list(left_keys), how="left")
+            frame = apply_join(frame, silver[join.source], join, settings.sources[join.source].event_time)
     for name, expression in features.derived.items():
         try:
             with _quiet_analysis_errors():
@@ -258,6 +270,8 @@ def check_configuration(spark: SparkSession, settings: Settings) -> CheckResult:
             validate_params(settings.model.params)
         except InputError as exc:
             problems.found.append(f"{problems.where('model.params')}: {exc}")
+    for key, text in settings.future_joins().items():
+        problems.add(key, text)
     silver, origins = _silver_frames(spark, settings)
     gold = _gold_schema(problems, settings, silver, origins)
     _check_gold(problems, settings, gold)

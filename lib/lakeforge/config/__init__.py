@@ -23,12 +23,12 @@ from lakeforge.config.secrets import find_secrets
 from lakeforge.config.serving import ApiKey, JwtSettings, ServeSettings
 from lakeforge.errors import ConfigError
 from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
-from lakeforge.config.stages import (SPACE_KINDS, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
+from lakeforge.config.stages import (SPACE_KINDS, AsOfSpec, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
                                      MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,
                                      SparkSettings, SplitSettings, StorageSettings)
 
 __all__ = ["ApiKey", "JwtSettings", "ServeSettings", "ABSOLUTE", "FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
-           "ConfigError", "CostSettings", "DeepSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
+           "AsOfSpec", "ConfigError", "CostSettings", "DeepSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
            "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
            "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
            "Threshold", "load_settings"]
@@ -71,6 +71,22 @@ class Settings(_Frozen):
                 return inside[-1]
         return None
 
+    def future_joins(self) -> dict[str, str]:
+        """The feature joins that could give a base row a joined row from after its own time: exact joins on a source
+        with an event time, not declared ``point_in_time_safe``: key path -> what is wrong and the fix. Training
+        refuses them."""
+        found = {}
+        for i, join in enumerate(self.features.joins):
+            event_time = self.sources[join.source].event_time
+            if join.as_of is None and event_time and not join.point_in_time_safe:
+                found[f"features.joins.{i}"] = (
+                    f"joins '{join.source}' exactly on {list(join.keys)}, but its rows carry an "
+                    f"event time ({event_time}): a row observed after the base row's time can be joined, and the model "
+                    "would learn from the future. Make it a point-in-time join (as_of: {time: <the base row's time>, "
+                    "lookback: '3 hours'}), or set point_in_time_safe: true if every joined row is known before the "
+                    "base rows that join it")
+        return found
+
     @model_validator(mode="after")
     def _references_exist(self) -> "Settings":
         for name, source in self.sources.items():
@@ -80,8 +96,16 @@ class Settings(_Frozen):
         for ref in (self.features.base, *(j.source for j in self.features.joins)):
             if ref not in self.sources:
                 raise ValueError(f"features refer to source '{ref}', which is not declared (declared: {known})")
-        for join in self.features.joins:
+        for i, join in enumerate(self.features.joins):
             key = self.sources[join.source].primary_key
+            if join.as_of is not None:
+                if join.point_in_time_safe:
+                    raise ValueError(f"features.joins.{i} ('{join.source}'): an as-of join is point-in-time by "
+                                     "construction; remove point_in_time_safe")
+                if join.as_of.source_time is None and self.sources[join.source].event_time is None:
+                    raise ValueError(f"features.joins.{i}: the as-of join with '{join.source}' needs its event time; "
+                                     f"set as_of.source_time, or event_time in source '{join.source}'")
+                continue
             if set(join.keys) != set(key):
                 raise ValueError(f"features.joins: joining '{join.source}' on {list(join.keys)} could repeat rows; "
                                  f"join on its primary key {list(key)}")

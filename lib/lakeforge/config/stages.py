@@ -128,10 +128,43 @@ class MlflowSettings(_Frozen):
     experiment: str
 
 
+_LOOKBACK = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week)s?\s*$")
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+class AsOfSpec(_Frozen):
+    """A point-in-time join: each base row takes the latest joined row (same keys) whose event time is at or before
+    the base row's time and at most ``lookback`` before it, or nulls."""
+
+    time: str = Field(description="the base row's time: a column or Spark SQL expression over the columns so far")
+    source_time: str | None = Field(None, description="the joined source's event time column (default: the "
+                                                      "source's event_time)")
+    lookback: str = Field(description="how old a joined row may be, e.g. '3 hours', '90 minutes', '2 days'")
+    tie_break: str | None = Field("_ingested_at", description="among joined rows of one event time the greatest "
+                                                              "wins (a correction ingested later); null: any one")
+
+    @field_validator("lookback")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _LOOKBACK.match(value) or int(_LOOKBACK.match(value).group(1)) == 0:
+            raise ValueError(f"lookback {value!r} is not a positive duration: write it as '<n> seconds|minutes|hours|"
+                             "days|weeks', e.g. '3 hours'")
+        return value
+
+    @property
+    def lookback_seconds(self) -> int:
+        number, unit = _LOOKBACK.match(self.lookback).groups()
+        return int(number) * _UNIT_SECONDS[unit]
+
+
 class JoinSpec(_Frozen):
     source: str
-    keys: tuple[str, ...] = Field(description="join keys; must be the joined source's primary key")
+    keys: tuple[str, ...] = Field(description="join keys; must be the joined source's primary key (an as-of join: "
+                                              "the keys besides time, e.g. the station)")
     left_keys: tuple[str, ...] | None = Field(None, description="the base's columns matching keys (default: same names)")
+    as_of: AsOfSpec | None = Field(None, description="a point-in-time join on the joined source's event time")
+    point_in_time_safe: bool = Field(False, description="an exact join on a source with an event time, declared "
+                                                        "safe: its rows are known before any base row that joins them")
 
     @model_validator(mode="after")
     def _same_arity(self) -> "JoinSpec":

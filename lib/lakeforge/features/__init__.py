@@ -11,8 +11,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakeforge.config import Settings
+from lakeforge.config import JoinSpec, Settings
 from lakeforge.errors import MissingInputError
+from lakeforge.features.asof import as_of_join
 from lakeforge.paths import entity_key, gold_table, silver_table
 from lakeforge.spark import session_conf
 from lakeforge.tables import GoldTable, Table, delta_version, last_commit, retry_on_conflict
@@ -42,15 +43,24 @@ def assemble(settings: Settings, silver: Callable[[str], DataFrame]) -> DataFram
     base_spec = settings.sources[features.base]
     frame = silver(features.base).select(*[F.col(f"`{c}`") for c in base_spec.column_names])
     for join in features.joins:
-        left_keys = join.left_keys or join.keys
-        right = silver(join.source).select(
-            *[F.col(f"`{k}`").alias(left) for k, left in zip(join.keys, left_keys)],
-            *[F.col(f"`{src}`").alias(dst) for src, dst in join.select.items()],
-        )
-        frame = frame.join(right, on=list(left_keys), how="left")
+        frame = apply_join(frame, silver(join.source), join, settings.sources[join.source].event_time)
     for name, expression in features.derived.items():
         frame = frame.withColumn(name, F.expr(expression))
     return frame
+
+
+def apply_join(frame: DataFrame, right: DataFrame, join: JoinSpec, event_time: str | None) -> DataFrame:
+    """``frame`` left-joined with ``right`` as ``join`` declares: on its keys, or point-in-time (``join.as_of``) on
+    ``event_time`` (the source's, unless the join names its own)."""
+    left_keys = list(join.left_keys or join.keys)
+    if join.as_of is not None:
+        return as_of_join(frame, right, left_keys=left_keys, right_keys=list(join.keys),
+                          left_time=F.expr(join.as_of.time), right_time=join.as_of.source_time or event_time,
+                          lookback_seconds=join.as_of.lookback_seconds, select=dict(join.select),
+                          tie_break=join.as_of.tie_break)
+    right = right.select(*[F.col(f"`{k}`").alias(left) for k, left in zip(join.keys, left_keys)],
+                         *[F.col(f"`{src}`").alias(dst) for src, dst in join.select.items()])
+    return frame.join(right, on=left_keys, how="left")
 
 
 def assemble_features(spark: SparkSession, settings: Settings, lineage: dict) -> DataFrame:

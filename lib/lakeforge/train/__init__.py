@@ -76,6 +76,10 @@ def train_model(spark: SparkSession, settings: Settings, gold: GoldTable, *, for
     already trained on the same gold version with the same feature and model settings is reused.
     """
     features, model = settings.features, settings.model
+    leaks = settings.future_joins()
+    if leaks:
+        raise TrainingConfigError("; ".join(f"{settings.origin(key) or '(default)'}: {key} {text}"
+                                            for key, text in leaks.items()))
     torch_model = model.framework == "torch"
     if torch_model:
         from lakeforge.train.deep import check_deep

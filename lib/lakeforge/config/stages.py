@@ -146,7 +146,8 @@ class AsOfSpec(_Frozen):
     @field_validator("lookback")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if not _LOOKBACK.match(value) or int(_LOOKBACK.match(value).group(1)) == 0:
+        match = _LOOKBACK.match(value)
+        if not match or int(match.group(1)) == 0:
             raise ValueError(f"lookback {value!r} is not a positive duration: write it as '<n> seconds|minutes|hours|"
                              "days|weeks', e.g. '3 hours'")
         return value

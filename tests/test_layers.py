@@ -21,7 +21,8 @@ LAYERS: list[set[str]] = [
     {"jars", "spark", "tables", "paths", "logs"},
     {"models"},
     {"ingest", "features", "train", "score", "monitor", "serve"},  # the stages: siblings
-    {"check", "runs", "promotion", "pipeline", "notebooks", "launch", "demo_data", "cli", "commands"},
+    {"check", "runs", "promotion", "pipeline", "notebooks", "launch", "demo_data", "local_kafka", "cli",
+     "commands"},
 ]
 STAGES = LAYERS[4]
 MAX_LINES = 400

@@ -1,13 +1,16 @@
 import json
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
-from lakeforge.jars import JarResolutionError, _key, delta_artifact, delta_coordinates, manifest_path, resolve_jars
+from lakeforge.jars import (JarResolutionError, _artifact, _key, delta_artifact, delta_coordinates, manifest_path, resolve_jars,
+                            without_spark_jars)
 from lakeforge.spark import DELTA_EXTENSION, JavaNotFoundError, check_java, configure_spark_with_lakeforge
+from tests.conftest import ROOT
 
 
 def _fake_java(tmp_path, version_line: str) -> str:
@@ -125,3 +128,41 @@ def test_unresolvable_coordinates_say_what_failed(tmp_path):
     assert message.startswith(f"Could not resolve io.lakeforge.nonexistent:nothing_2.13:0.0.1 into {tmp_path}.")
     assert "[ivy] Ivy (spark-submit --packages) failed" in message
     assert "unresolved dependency: io.lakeforge.nonexistent#nothing_2.13;0.0.1: not found" in message
+
+
+def test_jars_spark_ships_are_not_added_again(tmp_path):
+    """A connector's dependencies name Hadoop's client, lz4, slf4j ...: Spark's own copies serve, and a second
+    copy at another version stays off the class path, whether Ivy (organisation_artifact-version) or Maven
+    (artifact-version) named the file."""
+    import pyspark
+
+    spark_jars = {p.name for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    hadoop = next(n for n in spark_jars if n.startswith("hadoop-client-api-"))
+    names = ["org.apache.hadoop_hadoop-client-api-0.0.1.jar", "hadoop-client-runtime-0.0.1.jar", "joda-time_joda-time-1.0.jar",
+             "org.apache.kafka_kafka-clients-3.9.2.jar", "org.apache.spark_spark-sql-kafka-0-10_2.13-9.9.9.jar",
+             "kafka-clients-3.9.2.jar", "io.delta_delta-spark_4.2_2.13-4.4.0.jar", "commons-pool2-2.13.1.jar"]
+    kept = {j.name for j in without_spark_jars([tmp_path / n for n in names])}
+    assert hadoop and kept == {"org.apache.kafka_kafka-clients-3.9.2.jar", "org.apache.spark_spark-sql-kafka-0-10_2.13-9.9.9.jar",
+                               "kafka-clients-3.9.2.jar", "io.delta_delta-spark_4.2_2.13-4.4.0.jar", "commons-pool2-2.13.1.jar"}
+    assert _artifact(Path("spark-core_2.13-4.2.0.jar")) == "spark-core_2.13"
+    assert _artifact(Path("org.scala-lang.modules_scala-parallel-collections_2.13-1.2.0.jar")) == "scala-parallel-collections_2.13"
+
+
+def test_only_a_kafka_stream_brings_the_connector_for_this_spark():
+    """A stream job on a kafka source runs with Spark's Kafka connector for the installed pyspark; no other job
+    resolves or ships it, nor an environment whose platform provides jars."""
+    import pyspark
+
+    from lakeforge.config import load_settings
+    from lakeforge.jars import kafka_connector_coordinates
+    from lakeforge.spark import job_spark_settings
+
+    connector = kafka_connector_coordinates()
+    scala = "2.13" if int(pyspark.__version__.split(".")[0]) >= 4 else "2.12"
+    assert connector == (f"org.apache.spark:spark-sql-kafka-0-10_{scala}:{pyspark.__version__}",)
+    local = load_settings("local", ROOT / "conf")
+    assert job_spark_settings(local, "stream", "flights_kafka").packages == local.spark.packages + connector
+    for job, source in (("stream", "flights_stream"), ("ingest", "flights_kafka"), ("pipeline", None)):
+        assert job_spark_settings(local, job, source) == local.spark
+    databricks = load_settings("databricks", ROOT / "conf")
+    assert job_spark_settings(databricks, "stream", "flights_kafka") == databricks.spark

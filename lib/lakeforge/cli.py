@@ -106,6 +106,7 @@ def job_context(args: argparse.Namespace, job: str, *, record: bool = True) -> I
     Tables addressed by name (``storage.schema``) need their schemas: checked (or created) before any work."""
     from pyspark.sql import SparkSession
 
+    from lakeforge.spark import job_spark_settings
     from lakeforge.tables import prepare_storage
 
     settings = load_settings(args.env, args.conf_dir)
@@ -113,7 +114,8 @@ def job_context(args: argparse.Namespace, job: str, *, record: bool = True) -> I
     running = SparkSession.getActiveSession()
     if running is None and "DATABRICKS_RUNTIME_VERSION" in os.environ:
         running = SparkSession.builder.getOrCreate()  # the cluster's own session: none of lakeforge's builder options
-    spark = running or lakeforge_builder(settings.spark, args.master).getOrCreate()
+    spark_settings = job_spark_settings(settings, job, getattr(args, "source", None))  # + Kafka's, for a kafka stream
+    spark = running or lakeforge_builder(spark_settings, args.master).getOrCreate()
     owned = running is None
     logs.quiet_libraries()
     progress = logs.SparkProgress(spark).start()

@@ -107,6 +107,14 @@ class JdbcSecretMissingError(EnvironmentSetupError):
     """The source's password variable is not set."""
 
 
+class KafkaBrokerError(InfrastructureError):
+    """The local Kafka broker (``lakeforge.local_kafka``, demo and tests) did not start."""
+
+
+class KafkaSecretMissingError(EnvironmentSetupError):
+    """A variable a Kafka source names for a secret (SASL password, store password) is not set."""
+
+
 class BatchRejectedError(InputError):
     """A file that cannot be a batch at all; nothing was written."""
 

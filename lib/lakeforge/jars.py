@@ -12,6 +12,7 @@ Run ``python -m lakeforge.jars --cache-dir .cache/jars`` to resolve and print th
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -37,8 +38,13 @@ class ResolvedJars:
 
     @property
     def classpath(self) -> str:
-        """Comma-separated list, the form ``spark.jars`` and ``--jars`` take."""
-        return ",".join(str(j) for j in self.jars)
+        """Comma-separated list of ``spark_jars``, the form ``spark.jars`` and ``--jars`` take."""
+        return ",".join(str(j) for j in self.spark_jars)
+
+    @property
+    def spark_jars(self) -> tuple[Path, ...]:
+        """The jars to add to Spark: those of an artifact Spark does not ship itself."""
+        return without_spark_jars(self.jars)
 
 
 def scala_binary_version() -> str:
@@ -67,6 +73,33 @@ def delta_coordinates() -> tuple[str, ...]:
     delta_version = importlib.metadata.version("delta-spark")
     artifact = delta_artifact(delta_version, pyspark.__version__, scala_binary_version())
     return (f"io.delta:{artifact}:{delta_version}",)
+
+
+def kafka_connector_coordinates() -> tuple[str, ...]:
+    """Spark's Structured Streaming Kafka connector built for the installed pyspark (its Kafka client comes with it)."""
+    import pyspark
+
+    return (f"org.apache.spark:spark-sql-kafka-0-10_{scala_binary_version()}:{pyspark.__version__}",)
+
+
+def _artifact(jar: Path) -> str:
+    """``hadoop-client-api`` from ``hadoop-client-api-3.5.0.jar`` or Ivy's ``org.apache.hadoop_hadoop-client-api-3.5.0.jar``."""
+    stem = jar.name.removesuffix(".jar")
+    if "_" in stem and not stem.split("_", 1)[1][:1].isdigit():  # Ivy's <organisation>_<artifact>-<version>
+        stem = stem.split("_", 1)[1]  # (after a Scala suffix's "_" comes a digit: spark-core_2.13-4.2.0)
+    parts = stem.split("-")
+    while len(parts) > 1 and parts[-1][:1].isdigit():
+        parts.pop()
+    return "-".join(parts)
+
+
+def without_spark_jars(jars: Sequence[Path]) -> tuple[Path, ...]:
+    """``jars`` less those whose artifact Spark ships already (Hadoop's client, lz4, snappy, slf4j ... that a
+    connector's dependencies name): a second copy on the class path at another version only risks conflicts."""
+    import pyspark
+
+    shipped = {_artifact(j) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    return tuple(j for j in jars if _artifact(j) not in shipped)
 
 
 def _key(coordinates: Sequence[str]) -> str:
@@ -177,6 +210,14 @@ def resolve_jars(
     cached = _read_manifest(cache_dir, coords)
     if cached is not None:
         return cached
+    # Two jobs (or test workers) started at once resolve one set once: the second waits, then reads the manifest.
+    with open(cache_dir / f".lock-{_key(coords)}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = _read_manifest(cache_dir, coords)
+        return cached if cached is not None else _resolve(cache_dir, coords, methods)
+
+
+def _resolve(cache_dir: Path, coords: tuple[str, ...], methods: Sequence[str]) -> ResolvedJars:
     resolvers = {"ivy": _resolve_with_ivy, "maven": _resolve_with_maven}
     errors = []
     for method in methods:

@@ -30,7 +30,7 @@ from lakeforge.config import ConfigError, load_settings
 from lakeforge.config.secrets import CREDENTIAL_KEY
 from lakeforge.errors import LaunchError
 from lakeforge.jars import JarResolutionError, resolve_jars
-from lakeforge.spark import ensure_local_event_log_dir, is_local_master, jar_coordinates
+from lakeforge.spark import ensure_local_event_log_dir, is_local_master, jar_coordinates, job_spark_settings
 
 
 def _tree_hash(*roots: Path) -> str:
@@ -126,7 +126,7 @@ def build_command(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
     cmd = [spark_submit_binary(), "--master", master, "--deploy-mode", args.deploy_mode,
            "--py-files", str(build_wheel(root))]
-    coordinates = jar_coordinates(settings.spark)
+    coordinates = jar_coordinates(job_spark_settings(settings, args.job, _option(job_args, "--source")))
     if coordinates:
         cmd += ["--jars", resolve_jars(Path(settings.spark.jar_cache), coordinates).classpath]
     ensure_local_event_log_dir(conf)

@@ -97,7 +97,7 @@ def prepare_tables(spark: SparkSession, settings: Settings, demo_sample_every: i
     """
     if demo_sample_every is not None:
         stage_demo_data(settings.storage.landing, flights_every=demo_sample_every)
-    names = sorted(n for n, s in settings.sources.items() if s.kind != "stream_files")
+    names = sorted(n for n, s in settings.sources.items() if not s.streaming)
     return [ingest_source(spark, settings, name) for name in names]
 
 

@@ -50,7 +50,7 @@ def run_pipeline(
         with stage("demo_data", log) as staged:
             files = stage_demo_data(settings.storage.landing)
             staged.done(None, files=len(files), wrote=settings.storage.landing)
-    batch_sources = tuple(n for n, s in settings.sources.items() if s.kind != "stream_files")
+    batch_sources = tuple(n for n, s in settings.sources.items() if not s.streaming)
     ingested = []
     for name in sources or batch_sources:
         with stage("ingest", log, source=name) as ingest:

@@ -23,9 +23,9 @@ from typing import Iterator, Mapping, Sequence
 
 from pyspark.sql import SparkSession
 
-from lakeforge.config import SparkSettings
+from lakeforge.config import Settings, SparkSettings
 from lakeforge.errors import JavaNotFoundError
-from lakeforge.jars import delta_coordinates, resolve_jars
+from lakeforge.jars import delta_coordinates, kafka_connector_coordinates, resolve_jars
 
 MIN_JAVA = 17
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -73,6 +73,24 @@ def jar_coordinates(settings: SparkSettings) -> tuple[str, ...]:
     return (() if settings.delta_jars == "provided" else delta_coordinates()) + tuple(settings.packages)
 
 
+def with_kafka_connector(settings: SparkSettings) -> SparkSettings:
+    """``settings`` with Spark's Kafka connector for this pyspark in ``packages``, unless they name one already or
+    the platform provides its jars (``delta_jars: provided``: Databricks ships the connector; on EMR add it to
+    ``spark.packages`` in the environment's YAML)."""
+    if settings.delta_jars == "provided" or any(":spark-sql-kafka-0-10_" in p for p in settings.packages):
+        return settings
+    return settings.model_copy(update={"packages": settings.packages + kafka_connector_coordinates()})
+
+
+def job_spark_settings(settings: Settings, job: str, source: str | None = None) -> SparkSettings:
+    """The Spark settings a job runs with: the environment's, plus the Kafka connector for a ``stream`` job on a
+    kafka source (only that job needs it, so no other job ships or resolves it)."""
+    found = settings.sources.get(source) if source else None
+    if job == "stream" and found is not None and found.kind == "kafka":
+        return with_kafka_connector(settings.spark)
+    return settings.spark
+
+
 def delta_jars_for(settings: SparkSettings) -> tuple[str, ...]:
     """Jar paths to add: Delta's (unless the platform provides Delta) and ``settings.packages``; none when
     spark-submit already shipped them."""
@@ -81,7 +99,7 @@ def delta_jars_for(settings: SparkSettings) -> tuple[str, ...]:
     coordinates = jar_coordinates(settings)
     if not coordinates:
         return ()
-    return tuple(str(j) for j in resolve_jars(Path(settings.jar_cache), coordinates).jars)
+    return tuple(str(j) for j in resolve_jars(Path(settings.jar_cache), coordinates).spark_jars)
 
 
 def configure_spark_with_lakeforge(

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, job_file
 
         with job_context(args, "ingest") as ctx:
             sources = ctx.settings.sources
-            names = sorted(n for n, s in sources.items() if s.kind != "stream_files") if args.all else [args.source]
+            names = sorted(n for n, s in sources.items() if not s.streaming) if args.all else [args.source]
             results = ctx.done([])
             for name in names:
                 results.append(ingest_source(ctx.spark, ctx.settings, name, args.input))

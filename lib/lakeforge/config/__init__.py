@@ -22,13 +22,13 @@ from lakeforge.config.monitoring import (ABSOLUTE, FEATURE_METRICS, LOWER_IS_WOR
 from lakeforge.config.secrets import find_secrets
 from lakeforge.config.serving import ApiKey, JwtSettings, ServeSettings
 from lakeforge.errors import ConfigError
-from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, SourceSpec
+from lakeforge.config.sources import FILE_KINDS, ColumnSpec, Expectation, JdbcSpec, KafkaSpec, SourceSpec
 from lakeforge.config.stages import (SPACE_KINDS, AsOfSpec, CostSettings, DeepSettings, FeatureSettings, InstancePrice, JoinSpec,
                                      MlflowSettings, ModelSettings, PiiSettings, ScoreSettings, SearchSettings,
                                      SparkSettings, SplitSettings, StorageSettings)
 
 __all__ = ["ApiKey", "JwtSettings", "ServeSettings", "ABSOLUTE", "FEATURE_METRICS", "FILE_KINDS", "LOWER_IS_WORSE", "SPACE_KINDS", "SPARK_TYPES", "ColumnSpec",
-           "AsOfSpec", "ConfigError", "CostSettings", "DeepSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "MlflowSettings", "ModelSettings",
+           "AsOfSpec", "ConfigError", "CostSettings", "DeepSettings", "Expectation", "InstancePrice", "FeatureSettings", "JdbcSpec", "JoinSpec", "KafkaSpec", "MlflowSettings", "ModelSettings",
            "MonitorSettings", "MonitorThresholds", "PerformanceSettings", "PiiSettings", "ScoreSettings",
            "SearchSettings", "Settings", "SourceSpec", "SparkSettings", "SplitSettings", "StorageSettings",
            "Threshold", "load_settings"]
@@ -53,6 +53,8 @@ class Settings(_Frozen):
     pii_key: SecretStr | None = Field(None, description="read from the environment at load time, never from YAML")
     jdbc_passwords: dict[str, SecretStr] = Field(default_factory=dict,
                                                  description="per JDBC source, from its password_env at load time")
+    kafka_secrets: dict[str, dict[str, SecretStr]] = Field(
+        default_factory=dict, description="per Kafka source, consumer setting -> value, from its *_env at load time")
     webhook_url: SecretStr | None = Field(None, description="monitor.webhook_url, or the value of the environment "
                                                             "variable monitor.webhook_url_env names, at load time")
     origins: dict[str, str] = Field(default_factory=dict, description="key path -> the file that set it (the last "
@@ -263,7 +265,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
     merged: dict[str, Any] = {}
     for _, doc in layers:
         merged = _deep_merge(merged, doc)
-    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords", "origins", "webhook_url"):
+    for key in ("env", "project_root", "sources", "pii_key", "jdbc_passwords", "kafka_secrets", "origins", "webhook_url"):
         if key in merged:
             raise ConfigError(f"{next(path for path, doc in reversed(layers) if key in doc)}: {key}: reserved key; "
                               "sources belong in conf/sources/<name>.yaml")
@@ -314,6 +316,7 @@ def load_settings(env: str, conf_dir: str | Path = "conf") -> Settings:
                                        "pii_key": _pii_key(settings.pii, env, env_file, root,
                                                            local=any(p.name == "local.yaml" for p, _ in layers)),
                                        "jdbc_passwords": _jdbc_passwords(settings.sources),
+                                       "kafka_secrets": _kafka_secrets(settings.sources),
                                        "webhook_url": _webhook_url(settings.monitor)})
 
 
@@ -333,6 +336,14 @@ def _jdbc_passwords(sources: dict[str, SourceSpec]) -> dict[str, SecretStr]:
         if source.jdbc is not None and source.jdbc.password_env and os.environ.get(source.jdbc.password_env):
             found[name] = SecretStr(os.environ[source.jdbc.password_env])
     return found
+
+
+def _kafka_secrets(sources: dict[str, SourceSpec]) -> dict[str, dict[str, SecretStr]]:
+    """Each Kafka source's secret consumer settings from the environment variables it names (an unset one is
+    reported when the stream starts)."""
+    return {name: {key: SecretStr(os.environ[env]) for key, env in source.kafka.secret_envs().items()
+                   if os.environ.get(env)}
+            for name, source in sources.items() if source.kafka is not None}
 
 
 def _pii_key(pii: PiiSettings, env: str, env_file: Path, root: Path, local: bool) -> SecretStr | None:

@@ -65,18 +65,79 @@ class JdbcSpec(_Frozen):
     fetchsize: int = Field(10_000, ge=1)
 
 
+def _string_options(cls, value: Any) -> Any:
+    """Reader options as YAML gives them (true, 1.5 ...) -> the strings Spark takes."""
+    return {k: _to_str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+class KafkaSpec(_Frozen):
+    """A Kafka topic (or topics) read by Structured Streaming; each message's value is a JSON object with the
+    source's declared columns. Secrets (SASL password, key and trust store passwords) come from the environment
+    variables the ``*_env`` keys name, read at load time."""
+
+    bootstrap_servers: str = Field(description="host:port[,host:port...]")
+    topics: tuple[str, ...] = Field((), description="topics to subscribe to (or topic_pattern)")
+    topic_pattern: str | None = Field(None, description="a Java regex of topics to subscribe to (or topics)")
+    starting_offsets: str = Field("earliest", description="earliest, latest, or Spark's per-partition JSON; "
+                                                          "only for the stream's first run (its checkpoint decides after)")
+    max_offsets_per_trigger: int | None = Field(None, ge=1, description="messages per micro-batch, at most")
+    fail_on_data_loss: bool = Field(True, description="stop when offsets the checkpoint expects were deleted by "
+                                                      "retention (false: skip them, and lose those messages)")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username_env: str | None = None
+    sasl_password_env: str | None = None
+    ssl_truststore_location: str | None = None
+    ssl_truststore_password_env: str | None = None
+    ssl_keystore_location: str | None = None
+    ssl_keystore_password_env: str | None = None
+    ssl_key_password_env: str | None = None
+    options: dict[str, str] = Field(default_factory=dict, description="more Kafka consumer settings, without the "
+                                                                      "'kafka.' prefix (never secrets)")
+
+    _stringify = field_validator("options", mode="before")(_string_options)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "KafkaSpec":
+        if bool(self.topics) == bool(self.topic_pattern):
+            raise ValueError("kafka: give exactly one of 'topics' (a list) and 'topic_pattern' (a regex)")
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and not (self.sasl_mechanism and self.sasl_username_env and self.sasl_password_env):
+            raise ValueError(f"kafka: security_protocol {self.security_protocol} needs sasl_mechanism, "
+                             "sasl_username_env and sasl_password_env (the names of environment variables)")
+        if not sasl and (self.sasl_mechanism or self.sasl_username_env or self.sasl_password_env):
+            raise ValueError(f"kafka: sasl_* settings need security_protocol SASL_PLAINTEXT or SASL_SSL, "
+                             f"not {self.security_protocol}")
+        managed = sorted(k for k in self.options if k.startswith(("kafka.", "bootstrap.servers", "security.protocol",
+                                                                   "sasl.", "group.id", "subscribe")))
+        if managed:
+            raise ValueError(f"kafka.options: {managed} are set by lakeforge or not allowed; use the kafka section's "
+                             "own keys (bootstrap_servers, topics, security_protocol, sasl_*) and no 'kafka.' prefix")
+        return self
+
+    def secret_envs(self) -> dict[str, str]:
+        """Kafka consumer setting -> the environment variable holding its value."""
+        pairs = {"sasl.password": self.sasl_password_env, "sasl.username": self.sasl_username_env,
+                 "ssl.truststore.password": self.ssl_truststore_password_env,
+                 "ssl.keystore.password": self.ssl_keystore_password_env,
+                 "ssl.key.password": self.ssl_key_password_env}
+        return {k: v for k, v in pairs.items() if v}
+
+
 FILE_KINDS = ("csv", "json", "parquet")
+STREAM_KINDS = ("stream_files", "kafka")
 
 
 class SourceSpec(_Frozen):
     """A declared source: where it comes from, its contract, its key, its quality rules."""
 
     name: str
-    kind: Literal["csv", "json", "parquet", "jdbc", "delta", "stream_files"]
+    kind: Literal["csv", "json", "parquet", "jdbc", "delta", "stream_files", "kafka"]
     path: str | None = Field(None, description="file, folder or table; relative to storage.landing unless absolute or a URI")
     file_format: Literal[FILE_KINDS] = Field("csv", description="format of the files a stream_files source watches")  # type: ignore[valid-type]
     options: dict[str, str] = Field(default_factory=dict)
     jdbc: JdbcSpec | None = None
+    kafka: KafkaSpec | None = None
     columns: tuple[ColumnSpec, ...]
     primary_key: tuple[str, ...]
     event_time: str | None = Field(None, description="latest event wins among rows with the same key")
@@ -91,10 +152,7 @@ class SourceSpec(_Frozen):
                                                               "column declares no max_length (a longer one is "
                                                               "quarantined)")
 
-    @field_validator("options", mode="before")
-    @classmethod
-    def _stringify(cls, value: Any) -> Any:
-        return {k: _to_str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+    _stringify = field_validator("options", mode="before")(_string_options)
 
     @model_validator(mode="after")
     def _keys_are_columns(self) -> "SourceSpec":
@@ -116,9 +174,16 @@ class SourceSpec(_Frozen):
             raise ValueError(f"expectations name undeclared column(s) {unknown}")
         if (self.kind == "jdbc") != (self.jdbc is not None):
             raise ValueError("a jdbc source needs a 'jdbc' section, and only a jdbc source may have one")
-        if self.kind != "jdbc" and not self.path:
+        if (self.kind == "kafka") != (self.kafka is not None):
+            raise ValueError("a kafka source needs a 'kafka' section, and only a kafka source may have one")
+        if self.kind not in ("jdbc", "kafka") and not self.path:
             raise ValueError(f"a {self.kind} source needs a 'path'")
         return self
+
+    @property
+    def streaming(self) -> bool:
+        """Read by a Structured Streaming job (``stream``), not by ``ingest``."""
+        return self.kind in STREAM_KINDS
 
     @property
     def column_names(self) -> tuple[str, ...]:

@@ -34,6 +34,10 @@ def ingest_source(spark: SparkSession, settings: Settings, source_name: str, inp
         raw = read_jdbc_batch(spark, settings, source, silver_table(settings, source.name))
         if raw is None:
             return nothing_new(spark, settings, source)
+    elif source.kind == "kafka":
+        raise InputError(f"source '{source_name}' reads the Kafka topic(s) of conf/sources/{source_name}.yaml as a "
+                         f"stream; run `stream --source {source_name}` (add --available-now to read what is there and "
+                         "stop)")
     elif source.kind == "stream_files" and input_path is None:
         raise InputError(f"source '{source_name}' is a stream; run jobs/stream.py for it, or give --input to "
                          "ingest one folder as a batch")

@@ -89,10 +89,8 @@ def local_broker(jar_cache: Path, workdir: Path | None = None, *, port: int | No
     classpath = _classpath(Path(jar_cache))
     base = [str(java), f"-Xmx{heap}", "-cp", classpath]
     log = workdir / "broker.log"
-    fmt = subprocess.run([*base, "kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22] + "AA",
-                          "-c", str(config), "--ignore-formatted"], capture_output=True, text=True, timeout=timeout)
-    if fmt.returncode != 0:
-        raise KafkaBrokerError(f"formatting the broker's storage failed ({fmt.returncode}):\n{(fmt.stdout + fmt.stderr)[-3000:]}")
+    if not (workdir / "data" / "meta.properties").is_file():  # a kept workdir is formatted once
+        _format(base, config, timeout)
     with open(log, "w") as out:
         proc = subprocess.Popen([*base, "kafka.Kafka", str(config)], stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -109,6 +107,13 @@ def local_broker(jar_cache: Path, workdir: Path | None = None, *, port: int | No
             proc.wait()
         if owned:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _format(base: list[str], config: Path, timeout: float) -> None:
+    fmt = subprocess.run([*base, "kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22] + "AA",
+                          "-c", str(config)], capture_output=True, text=True, timeout=timeout)
+    if fmt.returncode != 0:
+        raise KafkaBrokerError(f"formatting the broker's storage failed ({fmt.returncode}):\n{(fmt.stdout + fmt.stderr)[-3000:]}")
 
 
 def _wait_until_serving(proc: subprocess.Popen, port: int, log: Path, timeout: float) -> None:
@@ -140,27 +145,12 @@ def flights_as_json(spark: SparkSession, landing: Path, *, every: int = 1) -> Da
     return flights.select(F.to_json(F.struct(*flights.columns)).alias("value"), key.alias("key"))
 
 
-def topic_size(spark: SparkSession, bootstrap: str, topic: str) -> int:
-    """Messages held by ``topic`` (0 when it does not exist yet)."""
-    reader = spark.read.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("subscribe", topic)
-    try:
-        return reader.option("startingOffsets", "earliest").load().count()
-    except Exception as exc:  # noqa: BLE001 - an unknown topic, in the words of the connector's version
-        if "UnknownTopicOrPartition" in str(exc) or "does not exist" in str(exc):
-            return 0
-        raise
-
-
 def _produce_flights(env: str, bootstrap: str, topic: str, landing: Path) -> None:
     from lakeforge.config import load_settings
     from lakeforge.spark import lakeforge_builder, with_kafka_connector
 
     spark = lakeforge_builder(with_kafka_connector(load_settings(env).spark), master="local[2]").getOrCreate()
     try:
-        held = topic_size(spark, bootstrap, topic)
-        if held:
-            print(f"topic {topic} holds {held} messages already: nothing produced", flush=True)
-            return
         sent = produce(flights_as_json(spark, landing), bootstrap, topic)
         print(f"produced {sent} flights to topic {topic} on {bootstrap}", flush=True)
     finally:
@@ -182,7 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     with local_broker(args.jar_cache, args.workdir, port=args.port) as bootstrap:
         print(f"Kafka broker serving on {bootstrap}", flush=True)
-        if args.produce_flights:
+        held = args.workdir is not None and any((args.workdir / "data").glob(f"{args.produce_flights}-[0-9]*"))
+        if args.produce_flights and held:
+            print(f"topic {args.produce_flights} exists in {args.workdir}: the flights were produced before", flush=True)
+        elif args.produce_flights:
             _produce_flights(args.env, bootstrap, args.produce_flights, args.landing)
         if command:
             return subprocess.run(command).returncode

@@ -129,14 +129,14 @@ def test_killed_stream_resumes_exactly_once(spark, broker, conf_copy, tmp_path):
     path.write_text(yaml.safe_dump(doc))
     stream_conf(conf_copy, tmp_path)
 
-    flights, messages = _messages(spark, tmp_path, every=300)
+    flights, messages = _messages(spark, tmp_path, every=600)
     expected_keys = flights.count()
     sent = produce(messages, broker, topic)
     env = dict(os.environ, LAKEFORGE_PII_KEY=TEST_PII_KEY)
     cmd = [str(ROOT / "spark-submit.sh"), "stream", "--env", "local", "--conf-dir", str(conf_copy), "--source",
-           "flights_kafka", "--master", "local[2]", "--max-offsets-per-trigger", "300"]
+           "flights_kafka", "--master", "local[2]", "--max-offsets-per-trigger", "250"]
     silver = tmp_path / "lakehouse" / "silver" / "flights_kafka"
-    batches = -(-sent // 300)
+    batches = -(-sent // 250)
 
     kill_after_first_merge(cmd + ["--processing-time", "1 second"], env, silver, batches=batches)
 

@@ -33,13 +33,13 @@ def bench_settings(workdir: Path, experiment: str, **model_updates) -> Settings:
     })
 
 
-def bench_session(settings: Settings, driver_memory: str = "8g") -> SparkSession:
-    """``local[THREADS]`` with Delta, quiet logs."""
+def bench_session(settings: Settings, driver_memory: str = "8g", master: str | None = None) -> SparkSession:
+    """``local[THREADS]`` (or ``master``) with Delta, quiet logs."""
     spark_settings = settings.spark.model_copy(update={"conf": {**settings.spark.conf,
                                                                 "spark.driver.memory": driver_memory}})
     spark = configure_spark_with_lakeforge(SparkSession.builder, spark_settings,
                                            delta_jars=delta_jars_for(spark_settings),
-                                           master=f"local[{THREADS}]").getOrCreate()
+                                           master=master or f"local[{THREADS}]").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -159,16 +159,15 @@ def postgres():
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` on a free loopback port: SQLite backend, artifacts served through the server."""
-    import socket
     import subprocess
     import sys
     import time
     import urllib.request
 
+    from lakeforge.local_kafka import free_port
+
     root = tmp_path_factory.mktemp("mlflow_server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     log = open(root / "server.log", "w")
     server = subprocess.Popen(

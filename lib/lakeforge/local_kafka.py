@@ -35,6 +35,7 @@ KAFKA_BROKER = "org.apache.kafka:kafka_2.13:4.4.0"  # Scala 2.13: runs on pyspar
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the tests' servers use it too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -131,9 +132,12 @@ def _wait_until_serving(proc: subprocess.Popen, port: int, log: Path, timeout: f
 def produce(frame: DataFrame, bootstrap: str, topic: str) -> int:
     """Send each row of ``frame`` as one message to ``topic``: its ``value`` column (a string, sent as is) and its
     ``key`` column when it has one, with Spark's Kafka writer. Returns the number of messages sent."""
-    rows = frame.select("value", *(["key"] if "key" in frame.columns else []))
-    rows.write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save()
-    return rows.count()
+    rows = frame.select("value", *(["key"] if "key" in frame.columns else [])).persist()
+    try:  # the write and the count read ``frame`` once
+        rows.write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save()
+        return rows.count()
+    finally:
+        rows.unpersist()
 
 
 def flights_as_json(spark: SparkSession, landing: Path, *, every: int = 1) -> DataFrame:
@@ -172,11 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     with local_broker(args.jar_cache, args.workdir, port=args.port) as bootstrap:
         print(f"Kafka broker serving on {bootstrap}", flush=True)
-        held = args.workdir is not None and any((args.workdir / "data").glob(f"{args.produce_flights}-[0-9]*"))
-        if args.produce_flights and held:
-            print(f"topic {args.produce_flights} exists in {args.workdir}: the flights were produced before", flush=True)
-        elif args.produce_flights:
-            _produce_flights(args.env, bootstrap, args.produce_flights, args.landing)
+        topic = args.produce_flights
+        if topic and args.workdir is not None and any((args.workdir / "data").glob(f"{topic}-[0-9]*")):
+            print(f"topic {topic} exists in {args.workdir}: the flights were produced before", flush=True)
+        elif topic:
+            _produce_flights(args.env, bootstrap, topic, args.landing)
         if command:
             return subprocess.run(command).returncode
         print("Ctrl-C stops it", flush=True)

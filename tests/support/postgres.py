@@ -6,12 +6,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from lakeforge.local_kafka import free_port
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,6 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_server_user(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
@@ -56,7 +51,7 @@ def start(password: str = "lakeforge-test") -> tuple[Postgres, callable]:
         shutil.chown(pwfile, "postgres", "postgres")
     subprocess.run(_as_server_user([_bin("initdb"), "-D", str(data), "-U", "lakeforge", "--auth=md5", f"--pwfile={pwfile}",
                                     "-E", "UTF8"]), check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     log = workdir / "server.log"
     subprocess.run(_as_server_user([_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
                                     "-o", f"-h 127.0.0.1 -p {port} -k {workdir}", "start"]), check=True, capture_output=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from typing import Iterator
 
 import pyspark
 
+from lakeforge.local_kafka import free_port  # one free-port helper for the project (test_serve imports it from here)
+
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -35,12 +36,6 @@ LOG_TAIL_LINES = 40
 
 class ClusterError(RuntimeError):
     """The cluster did not come up (the message carries the tail of every daemon's log)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str, timeout: float = 5) -> dict | list:

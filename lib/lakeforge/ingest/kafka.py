@@ -38,8 +38,9 @@ def consumer_options(settings: Settings, source: SourceSpec) -> dict[str, str]:
     secrets = settings.kafka_secrets.get(source.name, {})
     unset = sorted(env for key, env in kafka.secret_envs().items() if key not in secrets)
     if unset:
-        raise KafkaSecretMissingError(f"source '{source.name}' (conf/sources/{source.name}.yaml) needs the environment "
-                          f"variable(s) {', '.join(unset)}: export them before starting the stream")
+        raise KafkaSecretMissingError(f"source '{source.name}' (conf/sources/{source.name}.yaml) needs the "
+                                      f"environment variable(s) {', '.join(unset)}: export them before starting the "
+                                      "stream")
     options = {f"kafka.{k}": v for k, v in kafka.options.items()}
     options.update({
         "kafka.bootstrap.servers": kafka.bootstrap_servers,

@@ -24,7 +24,7 @@ help:
 	@echo "make demo-torch - the same pipeline with the torch network (installs the dl extra: torch and CUDA libraries, about 5 GB)"
 	@echo "make test       - set up what the tests need (dev and dl extras), then run the test suite"
 	@echo "make test-spark35 - the Spark 3.5 lane: .venv-spark35 from constraints-spark35.txt, then the e2e test"
-	@echo "make test-s3    - the lakehouse on a local S3 + DynamoDB endpoint (docs/object-storage.md; not in make test)"
+	@echo "make test-s3    - only the object-storage tests (a local S3 + DynamoDB endpoint, docs/object-storage.md; also in make test)"
 	@echo "make setup      - $(VENV) with lakeforge's pinned requirements, and Delta's jars cached in .cache/jars"
 	@echo "make setup-dl   - make setup + the dl extra (torch)"
 	@echo "make setup-test - make setup + the dev and dl extras (what make test installs)"
@@ -126,14 +126,14 @@ data/secrets/pii_dev.key: | $(BASE)
 	@umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
 	@echo "generated a development PII key in $@"
 
-# PYTEST_MARKS: tests/test_object_storage.py (the lakehouse on a local S3 endpoint) runs apart, `make test-s3`.
+# PYTEST_MARKS: a marker expression to select tests by (e.g. "not object_storage and not standalone"); all by default.
 # PYTEST_WORKERS: pytest-xdist workers, each test file whole on one of them (--dist loadfile: a file's module
 # fixtures run once) in the order tests/conftest.py gives (the longest first; xdist would start with the files of
 # the most tests); 0 runs the suite in this process.
-PYTEST_MARKS ?= not object_storage
+PYTEST_MARKS ?=
 PYTEST_WORKERS ?= 2
 test: setup-test
-	$(PY) -m pytest tests -ra --durations=25 --timeout=1800 -m "$(PYTEST_MARKS)" \
+	$(PY) -m pytest tests -ra --durations=25 --timeout=1800 $(if $(PYTEST_MARKS),-m "$(PYTEST_MARKS)") \
 	  $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 test-s3: setup-test

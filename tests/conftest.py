@@ -20,7 +20,7 @@ TEST_PII_KEY = "test-key-0123456789abcdef"
 os.environ.setdefault("LAKEFORGE_PYTHON", sys.executable)
 # The longest test files first: under pytest-xdist (make test: -n 2 --dist loadfile) a file runs whole on one
 # worker, and a long one started last would leave the other worker idle at the end.
-SLOWEST_FIRST = ("test_public_datasets", "test_standalone", "test_notebooks", "test_pii_at_rest", "test_object_storage",
+SLOWEST_FIRST = ("test_object_storage", "test_public_datasets", "test_standalone", "test_notebooks", "test_pii_at_rest",
                  "test_resume", "test_pipeline_e2e", "test_train_deep", "test_train", "test_tuning", "test_score",
                  "test_ingest_stream", "test_ingest_kafka", "test_launch", "test_monitor", "test_ingest", "test_exit_codes")
 # local-cluster executors copy the application's jars (about 170 MB an application) into $SPARK_HOME/work (the
@@ -117,7 +117,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "standalone: runs jobs on a real Spark standalone cluster (master + 2 workers, "
                                        "tests/support/standalone.py); select with -m standalone, skip with -m 'not standalone'")
     config.addinivalue_line("markers", "object_storage: lakeforge on a local S3 + DynamoDB endpoint (tests/test_object_storage.py); "
-                                       "`make test` skips them (-m 'not object_storage'), `make test-s3` runs them")
+                                       "in `make test`, and alone in `make test-s3`")
     if _xdist_worker(config):
         _give_main_a_spec()
 

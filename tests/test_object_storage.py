@@ -43,7 +43,7 @@ if tuple(int(p) for p in pyspark.__version__.split(".")[:2]) != (4, 2):
 
 # The jobs' fixture runs three Spark applications (and the race two drivers) before the first test of each: 5 to 15
 # minutes on 2 cores, depending on what else runs there; pytest-timeout counts a module fixture's setup in that test.
-# Not in `make test` yet (CI time: about 8 minutes more on 2 cores); `make test-s3` runs it.
+# In `make test` (one xdist worker runs this file whole); `make test-s3` runs it alone.
 pytestmark = [pytest.mark.object_storage, pytest.mark.timeout(2400)]
 
 BUCKET = "lakeforge"

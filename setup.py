@@ -43,7 +43,8 @@ setup(
         "sqlglot>=25",              # features.derived parsed for the Spark-free serving model (models.expressions)
     ] if not (SPARK_PROVIDED and req.startswith(("pyspark", "delta-spark")))],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hypothesis>=6.100", "deltalake>=1.0",
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "pytest-rerunfailures>=15",
+                "hypothesis>=6.100", "deltalake>=1.0",
                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",  # notebooks run headless in the tests
                 "vega_datasets>=0.9",  # a public dataset (Seattle's weather) the tests configure by YAML alone
                 "moto[server]>=5.1", "boto3>=1.35"],  # a local S3 + DynamoDB endpoint (tests/test_object_storage.py)

@@ -68,10 +68,15 @@ def test_gate_rule(auc, champion_auc, promote, promoted):
     assert decide(2, auc, 1 if champion_auc else None, champion_auc, model, promote).promoted is promoted
 
 
-def _settings(tmp_path, min_auc=0.7, **params):
+def _settings(tmp_path, min_auc=0.7, searched=False, **params):
+    """A small model on the toy data; no search (a search of conf/local.yaml's 8 trials) unless ``searched``."""
+    from lakeforge.config import SearchSettings
+
     base = settings_for(tmp_path)
     model = base.model.model_copy(update={"min_auc": min_auc, "registered_name": "toy_model",
                                           "params": {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.3, **params}})
+    if not searched:
+        model = model.model_copy(update={"search": SearchSettings(strategy="none")})
     return base.model_copy(update={"features": FEATURES, "model": model})
 
 
@@ -175,7 +180,7 @@ def test_tracking_and_registry_against_a_real_mlflow_server(spark, toy_gold, tmp
     from lakeforge.config import MlflowSettings
 
     url, root = mlflow_server
-    settings = _settings(tmp_path)
+    settings = _settings(tmp_path, searched=True)  # the search's nested runs tracked against the server too
     settings = settings.model_copy(update={"mlflow": MlflowSettings(tracking_uri=url, experiment="remote-tests")})
     result = train_model(spark, settings, toy_gold)
     client = mlflow_client(settings.mlflow)

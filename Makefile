@@ -131,14 +131,14 @@ data/secrets/pii_dev.key: | $(BASE)
 # fixtures run once) in the order tests/conftest.py gives (the longest first; xdist would start with the files of
 # the most tests); 0 runs the suite in this process.
 # RERUN_ON: a test that failed on one of these errors of the machine under load (never on an assertion) runs once
-# more (pytest-rerunfailures; -ra lists it as RERUN): pyspark's local socket to its JVM not answered within its
+# more (pytest-rerunfailures; -rR lists it under RERUN): pyspark's local socket to its JVM not answered within its
 # timeout, a Kafka produce not acknowledged within its delivery timeout, xgboost's collective tracker gone before a
 # worker's shutdown. Anything else fails at once. docs/testing.md.
 PYTEST_MARKS ?=
 PYTEST_WORKERS ?= 2
 RERUN_ON = CANNOT_OPEN_SOCKET|org.apache.kafka.common.errors.TimeoutException|Failed to connect to the error socket
 test: setup-test
-	$(PY) -m pytest tests -ra --durations=25 --timeout=1800 $(if $(PYTEST_MARKS),-m "$(PYTEST_MARKS)") \
+	$(PY) -m pytest tests -raR --durations=25 --timeout=1800 $(if $(PYTEST_MARKS),-m "$(PYTEST_MARKS)") \
 	  --reruns 1 --only-rerun '$(RERUN_ON)' \
 	  $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import deltalake
@@ -57,11 +58,18 @@ def _messages(spark, tmp_path: Path, every: int):
     return flights, flights.unionByName(retried).unionByName(bad).unionByName(tombstone).unionByName(off_contract)
 
 
+def _topic(name: str) -> str:
+    """A topic of this attempt only: a test run again (make test's rerun after a produce timed out) must not find
+    the messages of the attempt before it."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
 def test_topic_to_silver_with_quarantine_by_offset(spark, broker, tmp_path):
-    settings = _with_broker(settings_for(tmp_path), broker, "flights-inprocess")
+    topic = _topic("flights-inprocess")
+    settings = _with_broker(settings_for(tmp_path), broker, topic)
     flights, messages = _messages(spark, tmp_path, every=400)
     expected_keys = flights.count()
-    sent = produce(messages, broker, "flights-inprocess")
+    sent = produce(messages, broker, topic)
     results = []
     query = start_stream(spark, settings, "flights_kafka", available_now=True, max_offsets_per_trigger=300,
                          on_batch=results.append)
@@ -76,8 +84,8 @@ def test_topic_to_silver_with_quarantine_by_offset(spark, broker, tmp_path):
     bronze = deltalake.DeltaTable(str(lake / "bronze" / "flights_kafka")).to_pandas()
     assert len(bronze) == sent  # every message landed once, as read
     assert not bronze.duplicated(["_kafka_partition", "_kafka_offset"]).any()
-    assert set(bronze["_kafka_topic"]) == {"flights-inprocess"}
-    assert (bronze["_source_file"] == "kafka://flights-inprocess/" + bronze["_kafka_partition"].astype(str) + "/"
+    assert set(bronze["_kafka_topic"]) == {topic}
+    assert (bronze["_source_file"] == f"kafka://{topic}/" + bronze["_kafka_partition"].astype(str) + "/"
             + bronze["_kafka_offset"].astype(str)).all()
 
     quarantine = deltalake.DeltaTable(str(lake / "quarantine" / "flights_kafka")).to_pandas()
@@ -122,7 +130,7 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_killed_stream_resumes_exactly_once(spark, broker, conf_copy, tmp_path):
-    topic = "flights-killed"
+    topic = _topic("flights-killed")
     path = conf_copy / "sources" / "flights_kafka.yaml"
     doc = yaml.safe_load(path.read_text())
     doc["kafka"].update(bootstrap_servers=broker, topics=[topic])

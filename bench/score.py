@@ -108,14 +108,16 @@ def main() -> None:
                  "single_process_runs_s": [round(t, 2) for t in singles], "job": []}
         for method in ("transform", "map_in_arrow"):
             for batch in args.batch_rows:
-                variant = settings.model_copy(update={
-                    "score": settings.score.model_copy(update={"method": method, "arrow_batch_rows": batch}),
-                    "storage": settings.storage.model_copy(update={"root": str(args.workdir / f"out_{method}_{batch}")})})
                 runs = []
-                for _ in range(args.repeats):  # each run replaces the same batch in the same predictions table
+                for run in range(args.repeats):  # each run into a new predictions table: the same work every time
+                    out = args.workdir / f"out_{method}_{batch}_{run}"
+                    variant = settings.model_copy(update={
+                        "score": settings.score.model_copy(update={"method": method, "arrow_batch_rows": batch}),
+                        "storage": settings.storage.model_copy(update={"root": str(out)})})
                     seconds, result = timed(lambda: score_table(spark, variant, input_path=source))
                     assert result.rows_written == rows, (result.rows_written, rows)
                     runs.append(seconds)
+                    shutil.rmtree(out, ignore_errors=True)
                 first, seconds = runs[0], min(runs)
                 entry["job"].append({"method": method, "arrow_batch_rows": batch, "seconds": round(seconds, 2),
                                      "first_s": round(first, 2), "runs_s": [round(t, 2) for t in runs],
@@ -123,7 +125,6 @@ def main() -> None:
                                      "throughput_vs_single": round(single / seconds, 3),
                                      "first_throughput_vs_single_first": round(single_first / first, 3)})
                 print(json.dumps({"rows": rows, **entry["job"][-1]}), flush=True)
-                shutil.rmtree(args.workdir / f"out_{method}_{batch}", ignore_errors=True)
         best = min(entry["job"], key=lambda j: j["seconds"])
         entry["best"] = best
         results.append(entry)

@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lakeforge-bench-score"))
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "score.json")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     shutil.rmtree(args.workdir, ignore_errors=True)
 
     settings = bench_settings(args.workdir, "bench-score", search=SearchSettings(strategy="none"))
@@ -108,12 +110,12 @@ def main() -> None:
                  "single_process_runs_s": [round(t, 2) for t in singles], "job": []}
         for method in ("transform", "map_in_arrow"):
             for batch in args.batch_rows:
+                scoring = settings.score.model_copy(update={"method": method, "arrow_batch_rows": batch})
                 runs = []
                 for run in range(args.repeats):  # each run into a new predictions table: the same work every time
                     out = args.workdir / f"out_{method}_{batch}_{run}"
                     variant = settings.model_copy(update={
-                        "score": settings.score.model_copy(update={"method": method, "arrow_batch_rows": batch}),
-                        "storage": settings.storage.model_copy(update={"root": str(out)})})
+                        "score": scoring, "storage": settings.storage.model_copy(update={"root": str(out)})})
                     seconds, result = timed(lambda: score_table(spark, variant, input_path=source))
                     assert result.rows_written == rows, (result.rows_written, rows)
                     runs.append(seconds)

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from lakeforge.config import FeatureSettings, SplitSettings
+from lakeforge.config import FeatureSettings, SearchSettings, SplitSettings
 from lakeforge.models.registry import mlflow_client
 from lakeforge.train import train_model
 from lakeforge.train.checks import TrainingConfigError, check_cluster, resolve_device, validate_params
@@ -70,8 +70,6 @@ def test_gate_rule(auc, champion_auc, promote, promoted):
 
 def _settings(tmp_path, min_auc=0.7, searched=False, **params):
     """A small model on the toy data; no search (a search of conf/local.yaml's 8 trials) unless ``searched``."""
-    from lakeforge.config import SearchSettings
-
     base = settings_for(tmp_path)
     model = base.model.model_copy(update={"min_auc": min_auc, "registered_name": "toy_model",
                                           "params": {"n_estimators": 40, "max_depth": 4, "learning_rate": 0.3, **params}})
@@ -123,7 +121,6 @@ def test_a_run_logs_evaluation_artifacts_and_balance(spark, toy_gold, tmp_path):
 
 
 def _search_settings(tmp_path, strategy, parallelism=1, max_evals=4, engine="hyperopt"):
-    from lakeforge.config import SearchSettings
     settings = _settings(tmp_path)
     search = SearchSettings(engine=engine, strategy=strategy, max_evals=max_evals, parallelism=parallelism,
                             sample_rows=1500,

@@ -10,7 +10,9 @@ is the demo's gold table repeated with shifted years (keys stay unique) to each 
 Arrow batch size. Each measurement is taken ``--repeats`` times in a row in the same session (the JVM's code and the
 Python workers warm up over the first runs): the first and the best are both reported, with a ratio for each (the
 best against the single process's best: a warm, long-running session; the first against its first: only the very
-first configuration's first run is a cold session, later ones start warmer). Results: bench/results/score.json.
+first configuration's first run is a cold session, later ones start warmer). Beside them, the bound no scoring job
+on these cores can beat: the job's Spark floor (the same read, output columns and Delta write with no model) plus the
+booster's own ``inplace_predict`` time. Results: bench/results/score.json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from basics import timed
@@ -45,8 +48,10 @@ def build_input(spark, gold_table: str, rows: int, target: str) -> None:
     frame.repartition(THREADS).write.format("delta").mode("overwrite").save(target)
 
 
-def single_process(spark, model, key, source: str, out_dir: Path, threshold: float, repeats: int) -> list[float]:
-    """pyarrow read -> categorical codes as StringIndexer made them -> inplace_predict -> pyarrow write."""
+def single_process(spark, model, key, source: str, out_dir: Path, threshold: float,
+                   repeats: int) -> tuple[list[float], list[float]]:
+    """pyarrow read -> categorical codes as StringIndexer made them -> inplace_predict -> pyarrow write: each run's
+    seconds, and the seconds of its ``inplace_predict`` alone."""
     *indexers, assembler, xgb_model = model.stages
     labels = {}
     for indexer in indexers:
@@ -57,6 +62,7 @@ def single_process(spark, model, key, source: str, out_dir: Path, threshold: flo
     files = spark.read.format("delta").load(source).inputFiles()
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
+    predicting: list[float] = []  # the booster's share of each run
 
     def run() -> None:
         table = pq.read_table([f.removeprefix("file:") for f in files])
@@ -70,12 +76,33 @@ def single_process(spark, model, key, source: str, out_dir: Path, threshold: flo
             else:
                 columns.append(table[name].cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float32))
         x = np.column_stack(columns)
+        start = time.perf_counter()
         probability = booster.inplace_predict(x, missing=np.nan)
+        predicting.append(time.perf_counter() - start)
         result = table.select(key).append_column("probability", pa.array(probability.astype(np.float64)))
         result = result.append_column("prediction", pa.array((probability >= threshold).astype(np.int32)))
         pq.write_table(result, out_dir / "predictions.parquet")
 
-    return [timed(run)[0] for _ in range(repeats)]
+    return [timed(run)[0] for _ in range(repeats)], predicting
+
+
+def spark_floor(spark, key, label: str, source: str, out_dir: Path, repeats: int) -> list[float]:
+    """The scoring job's shape with no model: read the Delta input, the same output and lineage columns (a seeded
+    random score, as incompressible as real ones), write a new Delta table. What Spark and Delta cost alone."""
+    runs = []
+    for run in range(repeats):
+        out = out_dir / f"floor_{run}"
+        frame = spark.read.format("delta").load(source)
+        score = F.rand(seed=run)
+        rows = frame.select(
+            *key, score.alias("probability"), (score >= 0.5).cast("int").alias("prediction"),
+            F.col(label).cast("int").alias("label"), F.lit("model").alias("model_name"), F.lit(1).alias("model_version"),
+            F.lit("run").alias("run_id"), F.lit(source).alias("source_table"), F.lit(1).cast("long").alias("source_version"),
+            F.lit(None).cast("long").alias("source_from_version"), F.lit("batch").alias("batch_id"),
+            F.current_timestamp().alias("scored_at"))
+        runs.append(timed(lambda: rows.write.format("delta").mode("overwrite").save(str(out)))[0])
+        shutil.rmtree(out, ignore_errors=True)
+    return runs
 
 
 def main() -> None:
@@ -103,11 +130,18 @@ def main() -> None:
     for rows in args.rows:
         source = str(args.workdir / f"input_{rows}")
         build_input(spark, gold.path, rows, source)
-        singles = single_process(spark, model, key, source, args.workdir / "single_out", settings.score.threshold,
-                                 args.repeats)
+        singles, predicting = single_process(spark, model, key, source, args.workdir / "single_out",
+                                             settings.score.threshold, args.repeats)
         single_first, single = singles[0], min(singles)
+        floors = spark_floor(spark, key, settings.features.label, source, args.workdir, args.repeats)
+        # The job cannot beat its Spark floor plus the booster's own work on the same cores: the bound on its ratio.
+        bound = min(floors) + min(predicting)
         entry = {"rows": rows, "single_process_s": round(single, 2), "single_process_first_s": round(single_first, 2),
-                 "single_process_runs_s": [round(t, 2) for t in singles], "job": []}
+                 "single_process_runs_s": [round(t, 2) for t in singles],
+                 "predict_only_s": round(min(predicting), 2), "predict_only_runs_s": [round(t, 2) for t in predicting],
+                 "spark_floor_s": round(min(floors), 2), "spark_floor_runs_s": [round(t, 2) for t in floors],
+                 "job_bound_s": round(bound, 2), "bound_throughput_vs_single": round(single / bound, 3), "job": []}
+        print(json.dumps({k: v for k, v in entry.items() if k != "job"}), flush=True)
         for method in ("transform", "map_in_arrow"):
             for batch in args.batch_rows:
                 scoring = settings.score.model_copy(update={"method": method, "arrow_batch_rows": batch})

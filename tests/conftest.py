@@ -62,6 +62,18 @@ def pytest_unconfigure(config):
             shutil.rmtree(_SPARK_WORK / app, ignore_errors=True)
 
 
+# Every test session, the shared fixture's and those of the scripts tests run in their own processes
+# (tests/support): the toy tables need no more than 2 partitions anywhere. Delta's default of 50 tasks to rebuild a
+# table's snapshot cost a local-cluster run of tests/support/deep_resume.py 169 s instead of 120 s.
+SMALL_SESSION = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.databricks.delta.snapshotPartitions": "2",
+}
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory, request):
     from pyspark.sql import SparkSession
@@ -75,11 +87,7 @@ def spark(tmp_path_factory, request):
     builder = configure_spark_with_lakeforge(
         SparkSession.builder, settings, delta_jars=delta_jars_for(settings),
         extra_conf={
-            "spark.sql.shuffle.partitions": "2",
-            "spark.default.parallelism": "2",
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.databricks.delta.snapshotPartitions": "2",
+            **SMALL_SESSION,
             "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),

@@ -11,12 +11,13 @@ from lakeforge.config import FeatureSettings, ModelSettings, SparkSettings, Spli
 from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
 from lakeforge.train.checks import check_cluster
 from lakeforge.train.estimator import build_pipeline, fit_pipeline, holdout_metrics
+from tests.conftest import SMALL_SESSION
 
 jar_cache = sys.argv[1]
 settings = SparkSettings(jar_cache=jar_cache)
 spark = configure_spark_with_lakeforge(
     SparkSession.builder, settings, delta_jars=delta_jars_for(settings), master="local-cluster[2,1,1024]",
-    extra_conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}).getOrCreate()
+    extra_conf=SMALL_SESSION).getOrCreate()
 try:
     rng = random.Random(5)
     rows = []

@@ -15,7 +15,7 @@ from lakeforge.tables import GoldTable
 from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
 from lakeforge.train import train_model
 from lakeforge.models.registry import mlflow_client
-from tests.conftest import settings_for
+from tests.conftest import SMALL_SESSION, settings_for
 from tests.support.toy import FEATURES, TOY_SCHEMA, toy_rows
 
 ROWS = 12_000
@@ -24,7 +24,7 @@ jar_cache, work, master = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 backend = sys.argv[4] if len(sys.argv) > 4 else "torch_distributor"
 spark = configure_spark_with_lakeforge(
     SparkSession.builder, SparkSettings(jar_cache=jar_cache), delta_jars=delta_jars_for(SparkSettings(jar_cache=jar_cache)),
-    master=master, extra_conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}).getOrCreate()
+    master=master, extra_conf=SMALL_SESSION).getOrCreate()
 try:
     path = str(work / "gold")
     if not (work / "gold" / "_delta_log").exists():

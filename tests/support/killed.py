@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
 from lakeforge.spark import configure_spark_with_lakeforge, delta_jars_for
+from tests.conftest import SMALL_SESSION
 from tests.support.resume_setup import gold_table, resume_settings
 
 
@@ -26,7 +27,7 @@ def die(*_args, **_kwargs):
 jar_cache, work, point = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 spark = configure_spark_with_lakeforge(
     SparkSession.builder, SparkSettings(jar_cache=jar_cache), delta_jars=delta_jars_for(SparkSettings(jar_cache=jar_cache)),
-    master="local[1]", extra_conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"}).getOrCreate()
+    master="local[1]", extra_conf=SMALL_SESSION).getOrCreate()
 settings = resume_settings(work)
 if point == "job":
     from lakeforge.runs import record_job_run

@@ -87,10 +87,11 @@ def test_thresholds_are_validated():
 
 def test_bin_index_counts_the_edges_at_or_below_each_value(spark):
     rng = random.Random(3)
-    edges = sorted({round(rng.uniform(-5, 5), 2) for _ in range(37)})
-    values = [rng.uniform(-6, 6) for _ in range(300)] + edges + [-1e9, 1e9]
+    # edges as the quantiles can give them: any double, exactly (0.1 + 0.2 is not 0.3), and infinity
+    edges = sorted({round(rng.uniform(-5, 5), 2) for _ in range(37)} | {0.1 + 0.2, 1e-300, float("inf")})
+    values = [rng.uniform(-6, 6) for _ in range(300)] + edges + [-1e9, 1e9, 0.3, 0.0, float("-inf")]
     frame = spark.createDataFrame([(v,) for v in values], "v double")
-    got = [r[0] for r in frame.select(bin_index(F.col("v"), edges)).collect()]
+    got = [r[0] for r in frame.select(bin_index("v", edges)).collect()]
     assert got == [bisect.bisect_right(edges, v) for v in values]
 
 

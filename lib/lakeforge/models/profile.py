@@ -37,22 +37,29 @@ def _value(column: str) -> Column:
     return F.col(f"`{column}`")
 
 
-def bin_index(value: Column, edges: list[float]) -> Column:
-    """Number of ``edges`` (sorted, distinct) that are <= ``value``: a balanced tree of comparisons, so each row
-    costs log2(len(edges)) comparisons. Bin 0 is below the first edge; bin i is [edges[i-1], edges[i])."""
+def bin_index(value: str, edges: list[float]) -> Column:
+    """Number of ``edges`` (sorted, distinct) that are <= ``value`` (a SQL expression of type double): a balanced
+    tree of comparisons, so each row costs log2(len(edges)) comparisons. Bin 0 is below the first edge; bin i is
+    [edges[i-1], edges[i]).
 
-    def build(lo: int, hi: int) -> Column:  # the answer lies in [lo, hi]
+    The tree is written as SQL text and parsed once by Spark: built from Column objects it took one JVM round trip
+    per node, 9.7 s for 20 columns of 100 edges, against 0.02 s. Each edge is the exact double (Python's shortest
+    repr reads back to the same value; ``inf`` too)."""
+
+    def build(lo: int, hi: int) -> str:  # the answer lies in [lo, hi]
         if lo == hi:
-            return F.lit(lo)
+            return str(lo)
         mid = (lo + hi) // 2
-        return F.when(value >= F.lit(float(edges[mid])), build(mid + 1, hi)).otherwise(build(lo, mid))
+        edge = f"CAST('{float(edges[mid])!r}' AS DOUBLE)"
+        return f"CASE WHEN {value} >= {edge} THEN {build(mid + 1, hi)} ELSE {build(lo, mid)} END"
 
-    return build(0, len(edges))
+    return F.expr(build(0, len(edges)))
 
 
 def _numeric_bin(column: str, edges: list[float]) -> Column:
     value = _value(column).cast("double")
-    return F.when(value.isNull() | F.isnan(value), F.lit(NULL_BIN)).otherwise(bin_index(value, edges).cast("string"))
+    index = bin_index(f"CAST(`{column}` AS DOUBLE)", edges)
+    return F.when(value.isNull() | F.isnan(value), F.lit(NULL_BIN)).otherwise(index.cast("string"))
 
 
 def _categorical_bin(column: str, categories: list[str] | None) -> Column:

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from lakeforge.config import ColumnSpec, SourceSpec
 from lakeforge.ingest import ingest_source, quarantine_table, silver_table
+from lakeforge.ingest.enforce import enforce, valid_rows
 from tests.conftest import settings_for
 
 SOURCE = SourceSpec(
@@ -72,3 +73,16 @@ def test_every_row_lands_in_exactly_one_place(spark, tmp_path, batch):
             continue
         winners.setdefault(key, []).append(ts)
     assert {r["id"]: r["ts"] for r in silver.collect()} == {k: max(v) for k, v in winners.items()}
+
+
+def test_rows_counted_valid_are_cast_without_evaluating_the_rules_again(spark):
+    """``valid_rows(all_valid=True)`` (the batch counted no rejected row) only casts: no filter is planned, so a
+    row that would break a rule passes; by default the rules filter."""
+    raw = spark.createDataFrame([("1", "2", "-3.0"), ("2", "x", "4.5"), ("3", "1", "2.0")],
+                                "id string, ts string, amount string")
+    enforced = enforce(raw, SOURCE)
+    assert [r["id"] for r in valid_rows(enforced, SOURCE).collect()] == [3]
+    cast = valid_rows(enforced, SOURCE, all_valid=True)
+    assert [tuple(r) for r in cast.orderBy("id").collect()] == [(1, 2, -3.0), (2, None, 4.5), (3, 1, 2.0)]
+    assert "Filter" not in cast._jdf.queryExecution().optimizedPlan().toString()
+    assert "Filter" in valid_rows(enforced, SOURCE)._jdf.queryExecution().optimizedPlan().toString()

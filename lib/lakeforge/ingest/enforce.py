@@ -138,10 +138,16 @@ def enforce(batch: DataFrame, source: SourceSpec) -> DataFrame:
     return typed.withColumn(VALID, ~F.coalesce(invalid, F.lit(False)))
 
 
-def valid_rows(enforced: DataFrame, source: SourceSpec) -> DataFrame:
+def valid_rows(enforced: DataFrame, source: SourceSpec, all_valid: bool = False) -> DataFrame:
+    """The rows that keep the contract, as silver holds them (typed columns and lineage).
+
+    ``all_valid``: the caller has counted no invalid row among exactly these rows (a batch's bronze rows do not
+    change once appended), so the contract's rules are not evaluated again: only the casts run.
+    """
     lineage = [c for c in enforced.columns
                if c.startswith("_") and not c.startswith(RAW_PREFIX) and c not in (VALID, REASONS, CORRUPT)]
-    return enforced.where(F.col(VALID)).select(*source.column_names, *[c for c in lineage if c != PII_REASONS])
+    rows = enforced if all_valid else enforced.where(F.col(VALID))
+    return rows.select(*source.column_names, *[c for c in lineage if c != PII_REASONS])
 
 
 def _quarantine(frame: DataFrame, source: SourceSpec, record: Column, reasons: Column, kind: str) -> DataFrame:

@@ -169,7 +169,8 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
     phases.done("enforce_stats_duplicates")
 
     # No row was rejected: silver's rows are the batch's rows cast, and the contract is not evaluated a second time
-    # (half the cost of silver's pass over the rows; Delta still checks silver's NOT NULL and CHECK constraints).
+    # (silver phase at 3M rows 18.9 s -> 11.9 s, bench/README.md; Delta still checks silver's NOT NULL and CHECK
+    # constraints on write).
     kept, losers = split_duplicates(valid_rows(enforced, source, all_valid=stats.quarantined == 0), source, groups)
     if stats.quarantined or duplicates:
         rejected = quarantine_rows(enforced, source)

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from lakeforge.config import ColumnSpec, SourceSpec
-from lakeforge.ingest import ingest_source, quarantine_table, silver_table
+from lakeforge.ingest import dq_metrics_table, ingest_source, quarantine_table, silver_table
 from lakeforge.ingest.enforce import enforce, valid_rows
 from tests.conftest import settings_for
 
@@ -37,6 +37,19 @@ def _expected(batch):
 
     good = [r for r in batch if valid(r)]
     return len(batch) - len(good), len({int(r[0]) for r in good})
+
+
+def _null_rates(batch):
+    """The share of rows whose value is null once cast to the contract's type, per column."""
+    def is_null(value, kind):
+        try:
+            kind(value)
+        except ValueError:
+            return True
+        return False
+
+    return {name: sum(is_null(r[i], kind) for r in batch) / len(batch)
+            for i, (name, kind) in enumerate((("id", int), ("ts", int), ("amount", float)))}
 
 
 @hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -73,6 +86,11 @@ def test_every_row_lands_in_exactly_one_place(spark, tmp_path, batch):
             continue
         winners.setdefault(key, []).append(ts)
     assert {r["id"]: r["ts"] for r in silver.collect()} == {k: max(v) for k, v in winners.items()}
+    # the data-quality metrics: each column's null rate once cast (a value that does not cast counts as null)
+    metrics = {(r["metric"], r["column"]): r["value"]
+               for r in spark.read.format("delta").load(dq_metrics_table(settings)).collect()}
+    assert {c: metrics[("null_rate", c)] for c in ("id", "ts", "amount")} == _null_rates(batch)
+    assert metrics[("rows_duplicate", None)] == result.duplicates_dropped == len(batch) - bad - unique_keys
 
 
 def test_rows_counted_valid_are_cast_without_evaluating_the_rules_again(spark):

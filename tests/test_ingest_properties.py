@@ -25,31 +25,35 @@ rows = st.lists(st.tuples(ids, st.integers(0, 3).map(str), amounts), min_size=1,
 counter = itertools.count()
 
 
-def _expected(batch):
-    """What the contract says should happen, computed independently of Spark."""
-    def valid(row):
-        try:
-            int(row[0]), int(row[1])
-            amount = float(row[2]) if row[2] != "" else None
-        except ValueError:
-            return False
-        return amount is None or amount >= 0
+COLUMNS = (("id", int), ("ts", int), ("amount", float))
 
-    good = [r for r in batch if valid(r)]
-    return len(batch) - len(good), len({int(r[0]) for r in good})
+
+def _typed(row):
+    """The row's values as the contract casts them: None for an empty field (the CSV's null) or one that does not
+    cast."""
+    def cast(value, kind):
+        try:
+            return kind(value)
+        except ValueError:
+            return None
+
+    return tuple(cast(value, kind) for value, (_, kind) in zip(row, COLUMNS))
+
+
+def _expected(batch):
+    """What the contract says should happen, computed independently of Spark: (rows rejected, the valid rows typed)."""
+    def valid(row, typed):
+        key, ts, amount = typed
+        cast = amount is not None or row[2] == ""
+        return key is not None and ts is not None and cast and (amount is None or amount >= 0)
+
+    good = [typed for row, typed in ((r, _typed(r)) for r in batch) if valid(row, typed)]
+    return len(batch) - len(good), good
 
 
 def _null_rates(batch):
     """The share of rows whose value is null once cast to the contract's type, per column."""
-    def is_null(value, kind):
-        try:
-            kind(value)
-        except ValueError:
-            return True
-        return False
-
-    return {name: sum(is_null(r[i], kind) for r in batch) / len(batch)
-            for i, (name, kind) in enumerate((("id", int), ("ts", int), ("amount", float)))}
+    return {name: sum(_typed(r)[i] is None for r in batch) / len(batch) for i, (name, _) in enumerate(COLUMNS)}
 
 
 @hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -62,7 +66,8 @@ def test_every_row_lands_in_exactly_one_place(spark, tmp_path, batch):
     path.write_text("id,ts,amount\n" + "".join(f"{a},{b},{c}\n" for a, b, c in batch))
 
     result = ingest_source(spark, settings, "events", str(path))
-    bad, unique_keys = _expected(batch)
+    bad, good = _expected(batch)
+    unique_keys = len({key for key, _, _ in good})
 
     silver = spark.read.format("delta").load(silver_table(settings, "events"))
     quarantined = result.quarantined + result.duplicates_dropped
@@ -76,14 +81,7 @@ def test_every_row_lands_in_exactly_one_place(spark, tmp_path, batch):
         assert q.where("reason_kind = 'contract'").count() == result.quarantined
     # no row is both kept and quarantined: every kept key holds its batch's winning event
     winners = {}
-    for a, b, c in batch:
-        try:
-            key, ts = int(a), int(b)
-            amount = float(c) if c != "" else None
-        except ValueError:
-            continue
-        if amount is not None and amount < 0:
-            continue
+    for key, ts, _ in good:
         winners.setdefault(key, []).append(ts)
     assert {r["id"]: r["ts"] for r in silver.collect()} == {k: max(v) for k, v in winners.items()}
     # the data-quality metrics: each column's null rate once cast (a value that does not cast counts as null)

@@ -114,6 +114,15 @@ class Server:
             time.sleep(every)
         raise AssertionError("timed out; server output:\n" + "\n".join(self.lines))
 
+    def log_after(self, *texts: str, timeout: float = 30) -> str:
+        """The server's output once every one of ``texts`` is in it: the reader thread takes lines a moment after the
+        server writes them, so a test that reads the log right after a response must wait for it."""
+        def complete() -> str:
+            log = "\n".join(self.lines)
+            return log if all(text in log for text in texts) else ""
+
+        return self.wait_for(complete, timeout=timeout)
+
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
             self.process.terminate()

@@ -17,8 +17,8 @@ from lakeforge.errors import DataQualityError
 from lakeforge.ingest.enforce import PII_REASONS, duplicate_rows, enforce, protect, quarantine_rows, valid_rows
 from lakeforge.ingest.merge import COUNT, duplicate_keys, ensure_silver_table, merge_into_silver, split_duplicates
 from lakeforge.ingest.pii import PiiKeyMissingError
-from lakeforge.ingest.quality import (BatchStats, batch_stats, evaluate, failures, stats_aggregates, stats_from,
-                                      write_metrics)
+from lakeforge.ingest.quality import (BAD, ROWS, BatchStats, batch_stats, count_aggregates, evaluate, failures,
+                                      footer_null_rates, write_metrics)
 from lakeforge.ingest.read import CORRUPT, RawBatch
 from lakeforge.paths import bronze_table, dq_metrics_table, quarantine_table, silver_table
 from lakeforge.spark import session_conf
@@ -101,8 +101,10 @@ def process_batch(spark: SparkSession, settings: Settings, raw: RawBatch) -> Ing
     """Land ``raw`` in bronze, then enforce, quarantine, deduplicate, gate and MERGE it into silver.
 
     Spark jobs over the batch's rows: the bronze append; one pass over the batch read back from bronze that
-    computes the data-quality statistics (``observe``) while collecting the keys held by several valid rows (a
-    shuffle of the key columns only); the quarantine append when a row was rejected; the silver MERGE, which
+    counts its rows and rejected rows (``observe``) while collecting the keys held by several valid rows (a
+    shuffle of the key columns only); each column's null rate from the Parquet footers of the batch's bronze
+    files when no row was rejected (a small job that reads no value), from a job over the rows otherwise; the
+    quarantine append when a row was rejected; the silver MERGE, which
     evaluates the contract's rules again only when that pass counted a rejected row (otherwise it only casts).
     Nothing is cached: each pass reads the batch's bronze files again, which costs less than caching them.
     """
@@ -130,17 +132,25 @@ def _batch_conf(spark: SparkSession):
         yield
 
 
-def _observed_stats(observation: Observation, enforced, source: SourceSpec) -> BatchStats:
-    """The statistics observed during the duplicate-key pass. Adaptive execution drops the observing node from
-    the final plan when no row reaches the shuffle (a batch without a valid row), and with it the metrics: then
-    they are computed by a job of their own (over rows that are all quarantined anyway)."""
+def _batch_stats(observation: Observation, bronze, enforced, source: SourceSpec) -> BatchStats:
+    """The batch's statistics: its rows and rejected rows observed during the duplicate-key pass and, when no row
+    was rejected, each column's null rate from the Parquet footers of its bronze files (``footer_null_rates``):
+    a value that does not cast is a rejection, so then a typed value is null exactly where its raw value is.
+    Counting the nulls in the pass cost as much as the contract's checks (bench/README.md).
+
+    Otherwise a job of its own computes them all over the enforced rows; so too when adaptive execution dropped
+    the observing node from the final plan, as it does when no row reaches the shuffle (a batch without a valid
+    row), and the metrics with it."""
     try:
         observed = observation.get
     except Exception:  # noqa: BLE001 - pyspark fails converting an empty metrics row
         observed = {}
-    if "__rows" not in observed:
-        return batch_stats(enforced, source)
-    return stats_from(observed, source)
+    if ROWS in observed and not observed[BAD]:
+        rows = int(observed[ROWS])
+        rates = footer_null_rates(bronze, source.column_names, rows)
+        if rates is not None:
+            return BatchStats(rows, 0, rates)
+    return batch_stats(enforced, source)
 
 
 def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: bytes | None) -> IngestResult:
@@ -157,9 +167,9 @@ def _process_batch(spark: SparkSession, settings: Settings, raw: RawBatch, key: 
                                      *checked), source)
 
     observation = Observation(f"lakeforge-stats-{uuid.uuid4().hex}")
-    observed = enforced.observe(observation, *stats_aggregates(source))
+    observed = enforced.observe(observation, *count_aggregates())
     groups = duplicate_keys(valid_rows(observed, source), source).limit(MAX_COLLECTED_DUPLICATE_KEYS + 1).collect()
-    stats = _observed_stats(observation, enforced, source)
+    stats = _batch_stats(observation, bronze, enforced, source)
     if len(groups) > MAX_COLLECTED_DUPLICATE_KEYS:
         duplicates = int(duplicate_keys(valid_rows(enforced, source), source)
                          .agg(F.sum(F.col(COUNT) - 1)).first()[0] or 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -9,7 +11,10 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import SourceSpec
 from lakeforge.ingest.enforce import VALID
+from lakeforge.spark import session_conf
 from lakeforge.tables import Table, retry_on_conflict
+
+log = logging.getLogger(__name__)
 
 DQ_SCHEMA = ("source string, batch_id string, metric string, column string, value double, threshold double, "
              "passed boolean")
@@ -22,22 +27,53 @@ class BatchStats:
     null_rates: dict[str, float]
 
 
-def stats_aggregates(source: SourceSpec) -> list[Column]:
-    """Aggregates giving rows read, rows failing the contract and the null rate of every typed column, meant
-    for ``DataFrame.observe`` on the enforced rows (computed in a pass that runs anyway)."""
-    aggregates = [F.count(F.lit(1)).alias("__rows"), F.sum((~F.col(VALID)).cast("long")).alias("__bad")]
-    aggregates += [F.avg(F.col(f"`{c}`").isNull().cast("double")).alias(c) for c in source.column_names]
-    return aggregates
+ROWS, BAD = "__rows", "__bad"
 
 
-def stats_from(row: dict, source: SourceSpec) -> BatchStats:
-    """``BatchStats`` from the values of ``stats_aggregates``."""
-    return BatchStats(int(row["__rows"]), int(row["__bad"] or 0), {c: float(row[c] or 0.0) for c in source.column_names})
+def count_aggregates() -> list[Column]:
+    """Aggregates giving rows read and rows failing the contract, meant for ``DataFrame.observe`` on the enforced
+    rows (computed in a pass that runs anyway)."""
+    return [F.count(F.lit(1)).alias(ROWS), F.sum((~F.col(VALID)).cast("long")).alias(BAD)]
 
 
 def batch_stats(enforced: DataFrame, source: SourceSpec) -> BatchStats:
-    """``stats_aggregates`` as a job of their own."""
-    return stats_from(enforced.agg(*stats_aggregates(source)).first().asDict(), source)
+    """Rows read, rows failing the contract and the null rate of every typed column, in a job of their own."""
+    rates = [F.avg(F.col(f"`{c}`").isNull().cast("double")).alias(c) for c in source.column_names]
+    row = enforced.agg(*count_aggregates(), *rates).first().asDict()
+    return BatchStats(int(row[ROWS]), int(row[BAD] or 0), {c: float(row[c] or 0.0) for c in source.column_names})
+
+
+AGGREGATE_PUSHDOWN = "spark.sql.parquet.aggregatePushdown"
+V1_SOURCES = "spark.sql.sources.useV1SourceList"
+
+
+def footer_null_rates(rows_read: DataFrame, columns: Sequence[str], rows: int) -> dict[str, float] | None:
+    """The null rate of each of ``columns`` among the ``rows`` rows of ``rows_read`` (a filtered read of a Delta
+    table), from the row and null counts Parquet keeps in the footer of each file: no value is read.
+
+    The files are those Delta's data skipping selects for the filter. Their counts are the rows' own only when the
+    files hold ``rows`` rows in all, so exactly these rows: no row of another batch, none hidden by a deletion
+    vector. Otherwise, and where the footers cannot answer (a column under another physical name, as with Delta
+    column mapping; a file without null counts), ``None``: the caller counts the nulls itself. Spark reads
+    footers only through its DataSource V2 Parquet reader, with aggregate push-down on, both for this read only.
+    """
+    files = rows_read.inputFiles() if rows else []
+    if not files:
+        return None
+    spark = rows_read.sparkSession
+    v1 = ",".join(s for s in spark.conf.get(V1_SOURCES).split(",") if s.strip().lower() != "parquet")
+    try:
+        with session_conf(spark, {AGGREGATE_PUSHDOWN: "true", V1_SOURCES: v1}):
+            counts = spark.read.parquet(*files).agg(
+                F.count(F.lit(1)).alias(ROWS), *[F.count(F.col(f"`{c}`")).alias(c) for c in columns]).first()
+    except Exception as exc:  # noqa: BLE001 - the footers cannot answer; the caller counts the nulls itself
+        log.info("null rates counted in a pass: the Parquet footers of %d file(s) cannot give them (%s)",
+                 len(files), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
+    if counts[ROWS] != rows:
+        return None
+    log.debug("null rates of %d column(s) from the Parquet footers of %d file(s)", len(columns), len(files))
+    return {c: (rows - counts[c]) / rows for c in columns}
 
 
 def evaluate(source: SourceSpec, stats: BatchStats, duplicates: int) -> list[tuple]:

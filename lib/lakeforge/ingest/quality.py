@@ -67,7 +67,7 @@ def footer_null_rates(rows_read: DataFrame, columns: Sequence[str], rows: int) -
             counts = spark.read.parquet(*files).agg(
                 F.count(F.lit(1)).alias(ROWS), *[F.count(F.col(f"`{c}`")).alias(c) for c in columns]).first()
     except Exception as exc:  # noqa: BLE001 - the footers cannot answer; the caller counts the nulls itself
-        log.info("null rates counted in a pass: the Parquet footers of %d file(s) cannot give them (%s)",
+        log.info("null rates counted by a job over the rows: the Parquet footers of %d file(s) cannot give them (%s)",
                  len(files), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return None
     if counts[ROWS] != rows:

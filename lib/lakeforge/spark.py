@@ -17,7 +17,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -151,20 +153,58 @@ def configure_spark_with_lakeforge(
     return builder
 
 
+@dataclass
+class _Hold:
+    """Who holds one runtime setting of one session through ``session_conf``, innermost last."""
+    original: str | None  # the value before the first holder came
+    holders: list[tuple[int, str]] = field(default_factory=list)  # (thread, value)
+
+
+_HOLDS: dict[tuple[str, str], _Hold] = {}
+_HOLDS_CHANGED = threading.Condition()
+
+
+def _session_id(spark: SparkSession) -> str:
+    jsession = getattr(spark, "_jsparkSession", None)  # Python wrappers of one JVM session share its settings
+    return str(jsession.sessionUUID()) if jsession is not None else str(getattr(spark, "session_id", id(spark)))
+
+
+def _may_take(hold: _Hold | None, thread: int, value: str) -> bool:
+    return hold is None or hold.holders[-1][1] == value or all(t == thread for t, _ in hold.holders)
+
+
 @contextmanager
 def session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
-    """Set runtime SQL settings for the body only; each key gets its previous value back (or is unset)."""
-    previous = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
+    """Set runtime SQL settings for the body only; each key gets its previous value back (or is unset).
+
+    Safe for threads sharing one session (three scorers of one batch at once): threads asking for the same value
+    share it, and it is restored when the last of them leaves; a thread asking for another value waits until the
+    holders have left (a thread may override its own value in a nested call). A setting is session-wide, so any
+    other Spark call on the session meanwhile sees it: give concurrent jobs their own ``spark.newSession()``.
+    """
+    session, thread = _session_id(spark), threading.get_ident()
+    keys = [(session, key) for key in settings]
+    with _HOLDS_CHANGED:
+        _HOLDS_CHANGED.wait_for(lambda: all(_may_take(_HOLDS.get(k), thread, settings[k[1]]) for k in keys))
+        for held in keys:
+            hold = _HOLDS.setdefault(held, _Hold(spark.conf.get(held[1], None)))
+            hold.holders.append((thread, settings[held[1]]))
+            spark.conf.set(held[1], settings[held[1]])
     try:
         yield
     finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+        with _HOLDS_CHANGED:
+            for held in keys:
+                hold = _HOLDS[held]
+                hold.holders.pop(max(i for i, (t, _) in enumerate(hold.holders) if t == thread))
+                value = hold.holders[-1][1] if hold.holders else hold.original
+                if not hold.holders:
+                    del _HOLDS[held]
+                if value is None:
+                    spark.conf.unset(held[1])
+                else:
+                    spark.conf.set(held[1], value)
+            _HOLDS_CHANGED.notify_all()
 
 
 def ensure_local_event_log_dir(conf: dict[str, str]) -> None:

@@ -44,6 +44,18 @@ def test_the_same_calls_write_read_and_travel_by_path_and_by_name(spark, table):
     assert spark.sql(f"SELECT count(*) FROM {table.sql}").first()[0] == 2
 
 
+def test_a_write_from_another_session_carries_its_metadata_in_that_session(spark, tmp_path):
+    """A notebook or a job thread may write through a session of its own (``spark.newSession()``) while another one
+    is the active session: the metadata goes into that write's commit, set on the session that writes."""
+    other, table = spark.newSession(), Table.of(str(tmp_path / "t"))
+    spark.createDataFrame([(0,)], "k int")  # as many calls of the first session do, makes it the active one
+    table.save(other.range(1).select(F.col("id").cast("int").alias("k")).write.mode("append"),
+               user_metadata='{"batch_id": "b1"}')
+    assert last_commit(other, table)["user_metadata"] == {"batch_id": "b1"}
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    assert spark.conf.get(key, None) is None and other.conf.get(key, None) is None
+
+
 def test_a_created_table_keeps_its_properties_by_path_and_by_name(spark, table):
     table.create_builder(spark).addColumn("k", "INT", nullable=False).property(
         "delta.enableChangeDataFeed", "true").execute()

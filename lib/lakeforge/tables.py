@@ -84,7 +84,8 @@ class Table(str):
         goes into the commit (as the session setting: a table created by name ignores the writer's option)."""
         writer = writer.format("delta")
         metadata = {} if user_metadata is None else {"spark.databricks.delta.commitInfo.userMetadata": user_metadata}
-        with session_conf(SparkSession.active(), metadata):
+        # the writer's own session commits (not necessarily the active one: a thread's spark.newSession())
+        with session_conf(getattr(writer, "_spark", None) or SparkSession.active(), metadata):
             writer.saveAsTable(str(self)) if self.by_name else writer.save(str(self))
 
     def rewrite(self, frame: DataFrame, properties: dict[str, str] | None = None,

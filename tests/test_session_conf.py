@@ -84,3 +84,34 @@ def _run(*targets):
     assert not any(t.is_alive() for t in threads), "a thread is still inside session_conf"
     if errors:
         raise errors[0]
+
+
+def test_a_thread_does_not_join_another_threads_nested_value(spark):
+    """Holding ``outer`` with ``inner`` nested inside, a thread gets ``outer`` back when it leaves ``inner``, even if
+    another thread asked for ``inner`` meanwhile: that thread waits until the value is free."""
+    key = "lakeforge.test.nested_shared"
+    inside, asked, back = threading.Event(), threading.Event(), threading.Event()
+    events = []
+
+    def nester():
+        with session_conf(spark, {key: "outer"}):
+            with session_conf(spark, {key: "inner"}):
+                inside.set()
+                assert asked.wait(WAIT)
+                threading.Event().wait(0.3)
+            events.append(("nester back", spark.conf.get(key)))
+            back.set()
+            threading.Event().wait(0.3)
+        events.append(("nester left", None))
+
+    def joiner():
+        assert inside.wait(WAIT)
+        asked.set()
+        with session_conf(spark, {key: "inner"}):
+            assert back.wait(WAIT)  # at once where it waited; had it joined, while the other thread is back outside
+            events.append(("joiner", spark.conf.get(key)))
+
+    _run(nester, joiner)
+    assert events[0] == ("nester back", "outer")
+    assert events.index(("joiner", "inner")) > events.index(("nester back", "outer"))
+    assert spark.conf.get(key, None) is None

@@ -170,7 +170,8 @@ def _session_id(spark: SparkSession) -> str:
 
 
 def _may_take(hold: _Hold | None, thread: int, value: str) -> bool:
-    return hold is None or hold.holders[-1][1] == value or all(t == thread for t, _ in hold.holders)
+    """Free, held by all at ``value`` (shared), or held by ``thread`` alone (a nested override of its own)."""
+    return hold is None or all(v == value for _, v in hold.holders) or all(t == thread for t, _ in hold.holders)
 
 
 @contextmanager

@@ -3,7 +3,8 @@ the files hold exactly the batch's rows, and no answer (the caller counts) whene
 
 from pyspark.sql import functions as F
 
-from lakeforge.ingest.quality import footer_null_rates
+from lakeforge.ingest.quality import ROWS, footer_counts, footer_null_rates, footer_read_conf
+from lakeforge.spark import session_conf
 
 SCHEMA = "id string, a string, b string, _batch_id string"
 B1 = [(str(i), None if i % 4 == 0 else "x", None if i % 5 == 0 else "y", "b1") for i in range(40)]
@@ -26,6 +27,21 @@ def test_the_rates_of_a_batch_come_from_its_own_files_only(spark, tmp_path):
     # Counts that do not add up to the caller's rows are not the batch's.
     assert footer_null_rates(_batch(spark, tmp_path / "t", "b2"), ["a", "b"], 29) is None
     assert footer_null_rates(_batch(spark, tmp_path / "t", "b3"), ["a", "b"], 0) is None
+
+
+def test_the_counts_are_pushed_down_to_the_footers_and_no_value_is_read(spark, tmp_path):
+    """Were the aggregates not pushed down (a Spark upgrade, a changed setting), the rates would still be right, only
+    read from every value: the plan must answer them from the footers."""
+    _append(spark, tmp_path / "t", B1, files=2)
+    files = _batch(spark, tmp_path / "t", "b1").inputFiles()
+    with session_conf(spark, footer_read_conf(spark)):
+        counts = footer_counts(spark, files, ["a", "b"])
+        plan = counts._jdf.queryExecution().executedPlan().toString()
+        assert counts.first().asDict() == {ROWS: 40, "a": 30, "b": 32}
+    assert "PushedAggregation: [COUNT(*), COUNT(a), COUNT(b)]" in plan, plan
+    # The session's own settings are back: Parquet through the V1 reader, no push-down.
+    assert spark.conf.get("spark.sql.parquet.aggregatePushdown") == "false"
+    assert "parquet" in spark.conf.get("spark.sql.sources.useV1SourceList")
 
 
 def test_files_that_also_hold_another_batch_give_no_rates(spark, tmp_path):

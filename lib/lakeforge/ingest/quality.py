@@ -61,11 +61,9 @@ def footer_null_rates(rows_read: DataFrame, columns: Sequence[str], rows: int) -
     if not files:
         return None
     spark = rows_read.sparkSession
-    v1 = ",".join(s for s in spark.conf.get(V1_SOURCES).split(",") if s.strip().lower() != "parquet")
     try:
-        with session_conf(spark, {AGGREGATE_PUSHDOWN: "true", V1_SOURCES: v1}):
-            counts = spark.read.parquet(*files).agg(
-                F.count(F.lit(1)).alias(ROWS), *[F.count(F.col(f"`{c}`")).alias(c) for c in columns]).first()
+        with session_conf(spark, footer_read_conf(spark)):
+            counts = footer_counts(spark, files, columns).first()
     except Exception as exc:  # noqa: BLE001 - the footers cannot answer; the caller counts the nulls itself
         log.info("null rates counted by a job over the rows: the Parquet footers of %d file(s) cannot give them (%s)",
                  len(files), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -74,6 +72,20 @@ def footer_null_rates(rows_read: DataFrame, columns: Sequence[str], rows: int) -
         return None
     log.debug("null rates of %d column(s) from the Parquet footers of %d file(s)", len(columns), len(files))
     return {c: (rows - counts[c]) / rows for c in columns}
+
+
+def footer_read_conf(spark: SparkSession) -> dict[str, str]:
+    """The settings under which ``footer_counts`` reads footers only: aggregate push-down on, and Parquet read by
+    the DataSource V2 reader (the V1 reader, Spark's default, cannot push an aggregate down)."""
+    v1 = ",".join(s for s in spark.conf.get(V1_SOURCES).split(",") if s.strip().lower() != "parquet")
+    return {AGGREGATE_PUSHDOWN: "true", V1_SOURCES: v1}
+
+
+def footer_counts(spark: SparkSession, files: Sequence[str], columns: Sequence[str]) -> DataFrame:
+    """One row: the files' rows (``ROWS``) and each column's non-null values, answered from the footers when run
+    under ``footer_read_conf``."""
+    return spark.read.parquet(*files).agg(F.count(F.lit(1)).alias(ROWS),
+                                          *[F.count(F.col(f"`{c}`")).alias(c) for c in columns])
 
 
 def evaluate(source: SourceSpec, stats: BatchStats, duplicates: int) -> list[tuple]:

@@ -183,6 +183,9 @@ def session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[N
     holders have left (a thread may override its own value in a nested call). A setting is session-wide, so any
     other Spark call on the session meanwhile sees it: give concurrent jobs their own ``spark.newSession()``.
     """
+    if not settings:  # most writes pass none: no call to the JVM, no lock
+        yield
+        return
     session, thread = _session_id(spark), threading.get_ident()
     keys = [(session, key) for key in settings]
     with _HOLDS_CHANGED:
